@@ -1,0 +1,173 @@
+package netstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+const nicID tcpip.NICID = 1
+
+// gatewayMAC is the link address the namespace sees for 10.0.2.2 and 10.0.2.3.
+const gatewayMAC = tcpip.LinkAddress("\x52\x55\x0a\x00\x02\x02")
+
+// Stack is a running NAT. Create it with New, stop it with Close.
+type Stack struct {
+	cfg    Config
+	log    *slog.Logger
+	s      *stack.Stack
+	link   stack.LinkEndpoint
+	dns    *dnsRelay
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[io.Closer]struct{} // live flows, closed by Close
+	done  bool
+}
+
+// New attaches a gVisor stack to linkFD, which carries ethernet frames (a TAP
+// device opened with IFF_TAP|IFF_NO_PI, or one end of a socketpair in tests).
+// The Stack does not own linkFD; the caller closes it after Close returns.
+func New(cfg Config, linkFD int, log *slog.Logger) (*Stack, error) {
+	link, err := fdbased.New(&fdbased.Options{
+		FDs:               []int{linkFD},
+		MTU:               uint32(cfg.MTU),
+		EthernetHeader:    true,
+		Address:           gatewayMAC,
+		RXChecksumOffload: true, // the peer is the local kernel: frames are not corrupted in flight
+	})
+	if err != nil {
+		return nil, fmt.Errorf("attach link endpoint to fd %d: %w", linkFD, err)
+	}
+	return newOnLink(cfg, link, log)
+}
+
+func newOnLink(cfg Config, link stack.LinkEndpoint, log *slog.Logger) (*Stack, error) {
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
+		HandleLocal:        false,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &Stack{cfg: cfg, log: log, s: s, link: link, ctx: ctx, cancel: cancel,
+		conns: map[io.Closer]struct{}{}, dns: newDNSRelay(cfg.DNSUpstreams, cfg.DNSTimeout)}
+	if err := st.configure(); err != nil {
+		s.Close()
+		cancel()
+		return nil, err
+	}
+	return st, nil
+}
+
+func (st *Stack) configure() error {
+	s := st.s
+	if err := tuneTCP(s); err != nil {
+		return err
+	}
+	if e := s.CreateNIC(nicID, st.link); e != nil {
+		return fmt.Errorf("create NIC: %s", e)
+	}
+	// Promiscuous + spoofing: accept packets for any destination and answer
+	// from any source, which is what lets the NAT terminate every flow.
+	if e := s.SetPromiscuousMode(nicID, true); e != nil {
+		return fmt.Errorf("set promiscuous mode: %s", e)
+	}
+	if e := s.SetSpoofing(nicID, true); e != nil {
+		return fmt.Errorf("set spoofing: %s", e)
+	}
+	for _, a := range []netip.Addr{st.cfg.Gateway, st.cfg.DNS} {
+		pa := tcpip.ProtocolAddress{
+			Protocol: ipv4.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{
+				Address:   tcpip.AddrFrom4(a.As4()),
+				PrefixLen: st.cfg.Subnet.Bits(),
+			},
+		}
+		if e := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); e != nil {
+			return fmt.Errorf("add address %s: %s", a, e)
+		}
+	}
+	s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}})
+	tf := tcp.NewForwarder(s, 0, st.cfg.MaxInFlight, st.handleTCP)
+	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tf.HandlePacket)
+	uf := udp.NewForwarder(s, st.handleUDP)
+	s.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
+	return nil
+}
+
+func tuneTCP(s *stack.Stack) error {
+	sack := tcpip.TCPSACKEnabled(true)
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4 << 10, Default: 1 << 20, Max: 16 << 20}
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4 << 10, Default: 1 << 20, Max: 16 << 20}
+	mod := tcpip.TCPModerateReceiveBufferOption(true)
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &rcv, &snd, &mod} {
+		if e := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); e != nil {
+			return fmt.Errorf("set TCP option %T: %s", o, e)
+		}
+	}
+	return nil
+}
+
+// track registers a live flow so Close can end it; it reports false when the
+// stack is already closing.
+func (st *Stack) track(c io.Closer) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done {
+		return false
+	}
+	st.conns[c] = struct{}{}
+	return true
+}
+
+func (st *Stack) untrack(c io.Closer) {
+	st.mu.Lock()
+	delete(st.conns, c)
+	st.mu.Unlock()
+}
+
+// Stats reports counters useful for `unetes status`.
+func (st *Stack) Stats() (tcpFlows, forwardDrops uint64) {
+	st.mu.Lock()
+	n := uint64(len(st.conns))
+	st.mu.Unlock()
+	return n, st.s.Stats().TCP.ForwardMaxInFlightDrop.Value()
+}
+
+// Close ends every flow, stops the stack and waits for all goroutines.
+func (st *Stack) Close() error {
+	st.mu.Lock()
+	if st.done {
+		st.mu.Unlock()
+		return nil
+	}
+	st.done = true
+	conns := st.conns
+	st.conns = nil
+	st.mu.Unlock()
+	st.cancel()
+	for c := range conns {
+		c.Close()
+	}
+	st.wg.Wait()
+	st.s.Close()
+	st.link.Attach(nil)
+	st.s.Wait()
+	st.link.Wait()
+	return nil
+}

@@ -1,0 +1,78 @@
+package netstack
+
+import (
+	"context"
+	"net"
+	"net/netip"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// handleTCP runs in its own goroutine for each SYN (gVisor's forwarder starts
+// it), so a slow or black-holed destination only holds its own handshake.
+func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
+	id := r.ID()
+	dst := netip.AddrPortFrom(addrOf(id.LocalAddress), id.LocalPort)
+	verdict, target := st.cfg.Route(dst)
+	if verdict == Refuse {
+		st.log.Debug("tcp refused", "dst", dst)
+		r.Complete(true)
+		return
+	}
+	ctx, cancel := context.WithTimeout(st.ctx, st.cfg.ConnectTimeout)
+	defer cancel()
+	var host net.Conn
+	var err error
+	if verdict == ServeDNS {
+		host, err = st.dns.dialTCP(ctx)
+	} else {
+		var d net.Dialer
+		host, err = d.DialContext(ctx, "tcp", target.String())
+	}
+	if err != nil {
+		st.log.Debug("tcp dial failed", "dst", dst, "target", target, "err", err)
+		r.Complete(true)
+		return
+	}
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		st.log.Debug("tcp create endpoint failed", "dst", dst, "err", terr)
+		r.Complete(true)
+		host.Close()
+		return
+	}
+	r.Complete(false)
+	ep.SocketOptions().SetKeepAlive(true)
+	guest := gonet.NewTCPConn(&wq, ep)
+	st.relayTCP(guest, host)
+}
+
+// relayTCP copies both directions with half-close until both are done.
+func (st *Stack) relayTCP(guest *gonet.TCPConn, host net.Conn) {
+	if !st.track(guest) {
+		guest.Close()
+		host.Close()
+		return
+	}
+	st.track(host)
+	st.wg.Add(1)
+	defer st.wg.Done()
+	done := make(chan struct{})
+	go func() {
+		copyHalf(host, guest)
+		if hc, ok := host.(interface{ CloseWrite() error }); ok {
+			hc.CloseWrite()
+		}
+		close(done)
+	}()
+	copyHalf(guest, host)
+	guest.CloseWrite()
+	<-done
+	guest.Close()
+	host.Close()
+	st.untrack(guest)
+	st.untrack(host)
+}
