@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/rootless-containers/rootlesskit/v3/pkg/api/router"
+	"github.com/unetes/unetes/netstack"
+	"github.com/unetes/unetes/nsinit"
+)
+
+// apiSocketName is the instance's control socket (mode 0600) in the state dir.
+// It serves RootlessKit's REST API (so `rootlessctl --socket` works) plus
+// unetes' own routes under /unetes/v1/.
+const apiSocketName = "api.sock"
+
+type statusResponse struct {
+	Name      string    `json:"name"`
+	PID       int       `json:"pid"`
+	ChildPID  int       `json:"childPID"`
+	StateDir  string    `json:"stateDir"`
+	DataDir   string    `json:"dataDir"`
+	StartedAt time.Time `json:"startedAt"`
+	Network   struct {
+		Guest             string `json:"guest"`
+		Gateway           string `json:"gateway"`
+		DNS               string `json:"dns"`
+		MTU               int    `json:"mtu"`
+		AllowHostLoopback bool   `json:"allowHostLoopback"`
+		Upstreams         int    `json:"dnsUpstreams"`
+		OpenFlows         uint64 `json:"openFlows"`
+	} `json:"network"`
+	Kubernetes bool `json:"kubernetes"`
+}
+
+func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, stopReq chan<- struct{}) (io.Closer, error) {
+	mux := http.NewServeMux()
+	router.AddRoutes(mux, &router.Backend{StateDir: cfg.paths.StateDir, ChildPID: inst.ChildPID(), NetworkDriver: d})
+	mux.HandleFunc("GET /unetes/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		var s statusResponse
+		s.Name, s.PID, s.ChildPID = cfg.name, os.Getpid(), inst.ChildPID()
+		s.StateDir, s.DataDir, s.StartedAt = cfg.paths.StateDir, cfg.paths.DataDir, inst.Started()
+		s.Network.Guest, s.Network.Gateway, s.Network.DNS = cfg.net.Guest.String(), cfg.net.Gateway.String(), cfg.net.DNS.String()
+		s.Network.MTU, s.Network.AllowHostLoopback, s.Network.Upstreams = cfg.net.MTU, cfg.net.AllowHostLoopback, len(cfg.net.DNSUpstreams)
+		if st := d.Stack(); st != nil {
+			s.Network.OpenFlows, _ = st.Stats()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s)
+	})
+	mux.HandleFunc("POST /unetes/v1/stop", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case stopReq <- struct{}{}:
+		default:
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	sock := filepath.Join(cfg.paths.StateDir, apiSocketName)
+	os.Remove(sock)
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", sock)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on the API socket: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	return srv, nil
+}
+
+// apiClient talks to a running instance's API socket.
+func apiClient(stateDir string) *http.Client {
+	sock := filepath.Join(stateDir, apiSocketName)
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+	}
+}
+
+// notRunningError names the instance and says how to start it.
+func notRunningError(name string) error {
+	return fmt.Errorf("instance %q is not running: start it with `unetes run --name %s --no-kubernetes`", name, name)
+}
+
+func fetchStatus(name, stateDir string) (statusResponse, error) {
+	var s statusResponse
+	if _, err := nsinit.RunningPID(stateDir); errors.Is(err, nsinit.ErrNotRunning) {
+		return s, notRunningError(name)
+	}
+	resp, err := apiClient(stateDir).Get("http://unetes/unetes/v1/status")
+	if err != nil {
+		return s, fmt.Errorf("query instance %q: %w (is it still starting?)", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("query instance %q: %s", name, resp.Status)
+	}
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}

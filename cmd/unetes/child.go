@@ -1,0 +1,28 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/unetes/unetes/netstack"
+	"github.com/unetes/unetes/nsinit"
+)
+
+// runChild is the first process in the new namespaces (hidden role `_child`).
+func runChild(args []string, stdout, stderr io.Writer) int {
+	var stateDir string
+	fs := newFlagSet("_child", "_child --state-dir DIR", stderr)
+	fs.StringVar(&stateDir, "state-dir", "", "state dir of the instance")
+	if err := fs.Parse(args); err != nil || stateDir == "" {
+		return 2
+	}
+	err := nsinit.RunChild(nsinit.ChildConfig{
+		TargetCmd: []string{"/proc/self/exe", "_sandbox", "--state-dir", stateDir},
+		Network:   netstack.ChildDriver{},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "unetes child: %v\n", err)
+		return 1
+	}
+	return 0
+}

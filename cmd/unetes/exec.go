@@ -1,0 +1,41 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/unetes/unetes/nsinit"
+)
+
+func runExec(args []string, stdout, stderr io.Writer) int {
+	var inst instanceFlags
+	fs := newFlagSet("exec", "exec [--name N] [--] CMD [ARGS...]", stderr)
+	inst.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		fmt.Fprintln(stderr, "unetes exec: no command given: try `unetes exec -- sh`")
+		return 2
+	}
+	paths, err := inst.paths()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	dir, _ := os.Getwd()
+	code, err := nsinit.Exec(paths.StateDir, nsinit.ExecRequest{Argv: argv, Env: os.Environ(), Dir: dir}, os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, nsinit.ErrNotRunning) {
+		fail(stderr, notRunningError(inst.name))
+		return 125
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "unetes exec: %v\n", err)
+		if code == 0 {
+			code = 125
+		}
+	}
+	return code
+}

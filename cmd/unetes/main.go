@@ -1,0 +1,77 @@
+// Command unetes is Kubernetes for people without root: one binary that
+// re-executes itself into user, mount and network namespaces with a usermode
+// NAT. This file dispatches the subcommands, visible and hidden (process roles).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// Set with -ldflags -X at build time.
+var (
+	version       = "dev"
+	gvisorVersion = "unknown"
+	rkVersion     = "unknown"
+)
+
+type command struct {
+	run    func(args []string, stdout, stderr io.Writer) int
+	usage  string
+	hidden bool // a process role, not for users
+}
+
+var commands = map[string]command{
+	"run":     {run: runRun, usage: "start an instance in the foreground"},
+	"exec":    {run: runExec, usage: "run a command inside a running instance"},
+	"status":  {run: runStatus, usage: "show whether an instance runs, and how"},
+	"stop":    {run: runStop, usage: "stop a running instance"},
+	"doctor":  {run: runDoctor, usage: "check the host's prerequisites and print fixes"},
+	"version": {run: runVersion, usage: "print versions"},
+	// Process roles of the one binary.
+	"_child":   {run: runChild, hidden: true},
+	"_sandbox": {run: runSandbox, hidden: true},
+}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "unetes: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return c.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: unetes COMMAND [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n, c := range commands {
+		if !c.hidden {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].usage)
+	}
+	fmt.Fprintln(w, "\nRun `unetes COMMAND -h` for the flags of a command.")
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "unetes %s\ngvisor %s\nrootlesskit %s\n", version, gvisorVersion, rkVersion)
+	return 0
+}

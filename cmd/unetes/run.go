@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/unetes/unetes/netstack"
+	"github.com/unetes/unetes/nsinit"
+)
+
+type runArgs struct {
+	inst              instanceFlags
+	noKubernetes      bool
+	allowHostLoopback bool
+	mtu               int
+	resolvConf        string
+	debug             bool
+}
+
+type runConfig struct {
+	name  string
+	paths nsinit.Paths
+	user  nsinit.User
+	net   netstack.Config
+}
+
+// resolveRun is the pure part of `unetes run`: flags and the host's
+// resolv.conf content in, configuration out.
+func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte) (runConfig, error) {
+	if !a.noKubernetes {
+		return runConfig{}, errors.New("this build of unetes has no Kubernetes yet: run `unetes run --no-kubernetes` for the rootless sandbox")
+	}
+	nc, err := netstack.Resolve(netstack.Args{MTU: a.mtu, AllowHostLoopback: a.allowHostLoopback}, resolvConf)
+	if err != nil {
+		if errors.Is(err, netstack.ErrNoResolvers) {
+			return runConfig{}, fmt.Errorf("%w %s: add a nameserver line, or pass --resolv-conf FILE", err, a.resolvConf)
+		}
+		return runConfig{}, err
+	}
+	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc}, nil
+}
+
+func runRun(args []string, stdout, stderr io.Writer) int {
+	var a runArgs
+	fs := newFlagSet("run", "run [--name N] --no-kubernetes [--allow-host-loopback] [--mtu N]", stderr)
+	a.inst.register(fs)
+	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox and its NAT")
+	fs.BoolVar(&a.allowHostLoopback, "allow-host-loopback", false, "let connections to the gateway 10.0.2.2 reach the host's 127.0.0.1")
+	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
+	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")
+	fs.BoolVar(&a.debug, "debug", false, "log every NAT decision")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unetes run: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	paths, err := a.inst.paths()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	u, _ := currentUser()
+	rc, err := os.ReadFile(a.resolvConf)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("read %s: %w (pass --resolv-conf FILE)", a.resolvConf, err))
+	}
+	cfg, err := resolveRun(a, paths, u, rc)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if err := startAndServe(cfg, stdout, stderr, a.debug); err != nil {
+		return fail(stderr, err)
+	}
+	return 0
+}
+
+func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer cancel()
+	log := newLogger(stderr, "parent", debug)
+	driver := netstack.NewParentDriver(cfg.net, log.With("component", "netstack"))
+	fmt.Fprintf(stdout, "unetes: starting instance %q (state %s)\n", cfg.name, cfg.paths.StateDir)
+	start := time.Now()
+	inst, err := nsinit.Start(ctx, nsinit.Config{
+		Name:      cfg.name,
+		Paths:     cfg.paths,
+		User:      cfg.user,
+		ChildArgs: []string{"_child", "--state-dir", cfg.paths.StateDir},
+		Network:   driver,
+		Ready:     func(ctx context.Context) error { return waitSandbox(ctx, driver, cfg.paths.StateDir) },
+		Progress: func(phase string, took time.Duration) {
+			fmt.Fprintf(stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
+		},
+		Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	stopReq := make(chan struct{}, 1)
+	api, err := serveAPI(cfg, inst, driver, stopReq)
+	if err != nil {
+		inst.Stop(10 * time.Second)
+		return err
+	}
+	defer api.Close()
+	loop := "closed"
+	if cfg.net.AllowHostLoopback {
+		loop = "open (--allow-host-loopback)"
+	}
+	fmt.Fprintf(stdout, "unetes: instance %q ready in %.2fs: %s/%d via %s, DNS %s, MTU %d, host loopback %s\n",
+		cfg.name, time.Since(start).Seconds(), cfg.net.Guest, cfg.net.Subnet.Bits(), cfg.net.Gateway, cfg.net.DNS, cfg.net.MTU, loop)
+	fmt.Fprintf(stdout, "unetes: try `unetes exec --name %s -- ip addr`; stop with Ctrl-C or `unetes stop --name %s`\n", cfg.name, cfg.name)
+	select {
+	case <-ctx.Done():
+	case <-stopReq:
+	case <-inst.Done():
+		return fmt.Errorf("instance exited unexpectedly: %v (see %s)", inst.Wait(), filepath.Join(cfg.paths.StateDir, "logs", "child.log"))
+	}
+	fmt.Fprintf(stdout, "unetes: stopping instance %q\n", cfg.name)
+	err = inst.Stop(15 * time.Second)
+	fmt.Fprintf(stdout, "unetes: instance %q stopped\n", cfg.name)
+	return err
+}
+
+// waitSandbox returns when the NAT runs and the process inside answers.
+func waitSandbox(ctx context.Context, d *netstack.ParentDriver, stateDir string) error {
+	select {
+	case <-d.Ready():
+		if err := d.Err(); err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("no TAP device from the child: %w", ctx.Err())
+	}
+	sock := filepath.Join(stateDir, nsinit.ExecSocketName)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the process inside did not open %s: %w", sock, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	var inst instanceFlags
+	var asJSON bool
+	fs := newFlagSet("status", "status [--name N] [--json]", stderr)
+	inst.register(fs)
+	fs.BoolVar(&asJSON, "json", false, "print the status as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	paths, err := inst.paths()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	s, err := fetchStatus(inst.name, paths.StateDir)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(s)
+		return 0
+	}
+	loop := "closed"
+	if s.Network.AllowHostLoopback {
+		loop = "open"
+	}
+	fmt.Fprintf(stdout, "instance:    %s (running for %s)\n", s.Name, time.Since(s.StartedAt).Round(time.Second))
+	fmt.Fprintf(stdout, "pids:        parent %d, namespaces %d\n", s.PID, s.ChildPID)
+	fmt.Fprintf(stdout, "network:     %s via %s, DNS %s (%d upstreams), MTU %d, %d open flows\n",
+		s.Network.Guest, s.Network.Gateway, s.Network.DNS, s.Network.Upstreams, s.Network.MTU, s.Network.OpenFlows)
+	fmt.Fprintf(stdout, "host loopback: %s\n", loop)
+	fmt.Fprintf(stdout, "kubernetes:  %v\n", s.Kubernetes)
+	fmt.Fprintf(stdout, "state:       %s\ndata:        %s\n", s.StateDir, s.DataDir)
+	return 0
+}

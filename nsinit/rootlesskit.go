@@ -1,0 +1,88 @@
+package nsinit
+
+// This file is the only place that speaks RootlessKit's environment-variable
+// protocol between parent and child. Everything else passes explicit values.
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/rootless-containers/rootlesskit/v3/pkg/child"
+	"github.com/rootless-containers/rootlesskit/v3/pkg/copyup/tmpfssymlink"
+	"github.com/rootless-containers/rootlesskit/v3/pkg/network"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	envPipeFD           = "_UNETES_RK_PIPEFD"
+	envStateDir         = "_UNETES_RK_STATE_DIR"
+	envUseActivation    = "_UNETES_RK_CHILD_USE_ACTIVATION"
+	envActivationHelper = "_UNETES_RK_ACTIVATION_HELPER"
+)
+
+// childEnv is the child's environment: the caller's, plus the pipe fds (3 and
+// 4, the first two ExtraFiles) and the state dir as RootlessKit's child reads them.
+func childEnv(base []string, stateDir string) []string {
+	env := make([]string, 0, len(base)+3)
+	for _, kv := range base {
+		if !strings.HasPrefix(kv, "_UNETES_RK_") && !strings.HasPrefix(kv, "LISTEN_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, envPipeFD+"=3,4", envStateDir+"="+stateDir, envUseActivation+"=false")
+}
+
+// DefaultCopyUpDirs are the directories made writable (tmpfs with symlinks to
+// the originals) inside the mount namespace: what Kubernetes and containerd write.
+var DefaultCopyUpDirs = []string{"/etc", "/run", "/var/lib"}
+
+// ChildConfig configures the in-namespace side.
+type ChildConfig struct {
+	TargetCmd  []string            // the process to run inside, absolute path first
+	CopyUpDirs []string            // DefaultCopyUpDirs when nil
+	Network    network.ChildDriver // configures the namespace's interface
+}
+
+// RunChild is the body of the hidden child role: it completes the handshake
+// with the parent, sets up mounts and the network, then runs and reaps
+// TargetCmd as PID 2 of the new pid namespace. It returns when TargetCmd exits.
+func RunChild(cfg ChildConfig) error {
+	// Die with the parent. Set on every (re-)exec because an exec that gains
+	// capabilities clears it.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("set parent death signal: %w", err)
+	}
+	logrus.SetOutput(os.Stderr)
+	logrus.SetLevel(logrus.InfoLevel)
+	ensureSbinPath()
+	dirs := cfg.CopyUpDirs
+	if dirs == nil {
+		dirs = DefaultCopyUpDirs
+	}
+	return child.Child(child.Opt{
+		PipeFDEnvKey:              envPipeFD,
+		RunActivationHelperEnvKey: envActivationHelper,
+		ChildUseActivationEnvKey:  envUseActivation,
+		StateDirEnvKey:            envStateDir,
+		TargetCmd:                 cfg.TargetCmd,
+		NetworkDriver:             cfg.Network,
+		CopyUpDriver:              tmpfssymlink.NewChildDriver(),
+		CopyUpDirs:                dirs,
+		MountProcfs:               true,
+		Propagation:               "rslave",
+		Reaper:                    true,
+	})
+}
+
+// ensureSbinPath lets RootlessKit find `ip` when the user's PATH lacks sbin.
+func ensureSbinPath() {
+	p := os.Getenv("PATH")
+	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/bin", "/bin"} {
+		if !strings.Contains(":"+p+":", ":"+d+":") {
+			p += ":" + d
+		}
+	}
+	os.Setenv("PATH", strings.TrimPrefix(p, ":"))
+}
