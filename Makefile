@@ -1,0 +1,75 @@
+# unetes — build, run, test, bench.
+#
+#   make run     install missing host packages (as root), build, run `unetes run` in the foreground
+#   make test    one-time host setup (as root), unit tests, then the end-to-end suite as an unprivileged user
+#   make bench   the benchmark table (NAT throughput against host loopback, slirp4netns and pasta)
+
+GO      ?= go
+BIN     := bin/unetes
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GVISOR  := $(shell $(GO) list -m -f '{{.Version}}' gvisor.dev/gvisor 2>/dev/null)
+RK      := $(shell $(GO) list -m -f '{{.Version}}' github.com/rootless-containers/rootlesskit/v3 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.gvisorVersion=$(GVISOR) -X main.rkVersion=$(RK)
+
+# The unprivileged users the end-to-end tests run unetes as.
+TEST_USER    ?= unetes-test
+NOSUBID_USER ?= unetes-nosubid
+
+# Host packages: what unetes needs (uidmap, iproute2, iptables/nftables) and
+# what the tests and benchmarks use (busybox-static, iperf3, slirp4netns, passt).
+RUN_PKGS  := uidmap iproute2 iptables nftables
+TEST_PKGS := $(RUN_PKGS) busybox-static iperf3 slirp4netns passt util-linux procps
+
+ROOT := $(shell id -u)
+
+.PHONY: all build run test unit e2e bench deps test-deps setup clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/unetes
+
+run: deps build
+	./$(BIN) run --no-kubernetes
+
+test: setup build unit e2e
+
+unit:
+	CGO_ENABLED=0 $(GO) test -count=1 ./cmd/... ./netstack/... ./nsinit/... ./hostfwd/... ./embed/...
+
+e2e:
+	CGO_ENABLED=0 $(GO) test -count=1 -v -timeout 30m ./testing/ -unetes-bin=$(CURDIR)/$(BIN) -test-user=$(TEST_USER) -nosubid-user=$(NOSUBID_USER)
+
+bench: setup build
+	CGO_ENABLED=0 $(GO) run ./testing/benchtable -unetes-bin=$(CURDIR)/$(BIN) -test-user=$(TEST_USER)
+
+# deps installs missing host packages when run as root; otherwise it names them.
+deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS)"
+
+install-pkgs:
+	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$(ROOT)" != 0 ]; then echo "missing host packages:$$missing — run: sudo apt-get install$$missing"; exit 1; fi; \
+	echo "installing:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -qq $$missing >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $$missing; }
+
+# setup is the one-time root set-up of a test host: packages, the test users
+# (one with sub-IDs, one without), and a usable /dev/net/tun.
+setup: test-deps
+	@if [ "$(ROOT)" != 0 ]; then \
+	  id $(TEST_USER) >/dev/null 2>&1 && id $(NOSUBID_USER) >/dev/null 2>&1 && [ -r /dev/net/tun -a -w /dev/net/tun ] \
+	  || { echo "make test needs a one-time root set-up: run 'sudo make setup'"; exit 1; }; exit 0; fi
+	@id $(TEST_USER) >/dev/null 2>&1 || useradd -m -s /bin/sh $(TEST_USER)
+	@grep -q '^$(TEST_USER):' /etc/subuid || usermod --add-subuids 300000-365535 $(TEST_USER)
+	@grep -q '^$(TEST_USER):' /etc/subgid || usermod --add-subgids 300000-365535 $(TEST_USER)
+	@id $(NOSUBID_USER) >/dev/null 2>&1 || useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 $(NOSUBID_USER)
+	@sed -i '/^$(NOSUBID_USER):/d' /etc/subuid /etc/subgid
+	@chmod 0666 /dev/net/tun
+
+clean:
+	rm -rf bin

@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	flagBin         = flag.String("unetes-bin", "", "path to the unetes binary under test (make e2e sets it)")
+	flagTestUser    = flag.String("test-user", "unetes-test", "unprivileged user with sub-IDs that runs unetes when the tests run as root")
+	flagNoSubIDUser = flag.String("nosubid-user", "unetes-nosubid", "unprivileged user without sub-IDs")
+)
+
+// work is a directory every test user can read: the binaries live there.
+var work struct {
+	dir     string
+	unetes  string
+	nettool string
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code, err := setup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		os.Exit(1)
+	}
+	if code == 0 {
+		code = m.Run()
+	}
+	os.RemoveAll(work.dir)
+	os.Exit(code)
+}
+
+func setup() (int, error) {
+	if *flagBin == "" {
+		return 1, fmt.Errorf("-unetes-bin is required: run `make e2e`")
+	}
+	d, err := os.MkdirTemp("", "unetes-e2e-")
+	if err != nil {
+		return 1, err
+	}
+	work.dir = d
+	if err := os.Chmod(d, 0o755); err != nil {
+		return 1, err
+	}
+	work.unetes = filepath.Join(d, "unetes")
+	if err := copyFile(*flagBin, work.unetes); err != nil {
+		return 1, fmt.Errorf("copy unetes: %w", err)
+	}
+	work.nettool = filepath.Join(d, "nettool")
+	out, err := exec.Command("go", "build", "-o", work.nettool, "./nettool").CombinedOutput()
+	if err != nil {
+		return 1, fmt.Errorf("build nettool: %v: %s", err, out)
+	}
+	return 0, nil
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
+}
+
+// testUser is who runs unetes in a test.
+type testUser struct {
+	name     string
+	uid, gid int
+	home     string // a fresh HOME, owned by the user
+}
+
+// asUser returns the user a test runs unetes as: the -test-user when the
+// suite runs as root, otherwise the current (already unprivileged) user.
+func asUser(t *testing.T, name string) *testUser {
+	t.Helper()
+	if os.Getuid() != 0 {
+		u, _ := user.Current()
+		name = u.Username
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatalf("look up test user %q: %v (run `sudo make setup`)", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	home, err := os.MkdirTemp(work.dir, "home-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o700)
+	if err := os.Chown(home, uid, gid); err != nil && os.Getuid() == 0 {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	return &testUser{name: name, uid: uid, gid: gid, home: home}
+}
+
+// rootUser runs unetes as root itself.
+func rootUser(t *testing.T) *testUser {
+	if os.Getuid() != 0 {
+		t.Fatal("this test needs the suite to run as root (make test runs it so)")
+	}
+	home := t.TempDir()
+	return &testUser{name: "root", uid: 0, gid: 0, home: home}
+}
+
+// command builds an exec.Cmd that runs as u with a clean environment.
+func (u *testUser) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Env = []string{
+		"HOME=" + u.home,
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"USER=" + u.name,
+		"LANG=C",
+	}
+	cmd.Dir = u.home
+	if os.Getuid() == 0 && u.uid != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: []uint32{}}}
+	}
+	return cmd
+}
+
+// unetes runs one short unetes command and returns its output and exit status.
+func (u *testUser) unetes(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := u.command(work.unetes, args...)
+	var o, e bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &o, &e
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start unetes %v: %v", args, err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("unetes %v did not finish in 2 minutes; stdout=%q stderr=%q", args, o.String(), e.String())
+	}
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
+}
+
+// syncBuffer collects a running process's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
+
+// hostIP is this host's first non-loopback IPv4 address: what the namespace
+// reaches through the NAT without any special permission.
+func hostIP(t *testing.T) net.IP {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
+				return ipn.IP.To4()
+			}
+		}
+	}
+	t.Fatal("this host has no non-loopback IPv4 address for the NAT tests to target")
+	return nil
+}

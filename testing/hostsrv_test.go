@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// tcpEchoServer echoes one line per connection on addr ("ip:0").
+func tcpEchoServer(t *testing.T, addr string) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err == nil {
+					c.Write([]byte(line))
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// udpEchoServer echoes every datagram on addr ("ip:0").
+func udpEchoServer(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			c.WriteTo(buf[:n], from)
+		}
+	}()
+	return c.LocalAddr().String()
+}
+
+// blackhole returns a TCP address on ip whose SYNs are dropped: a listener
+// with a full accept queue. The kernel drops SYNs to it, like a firewall would.
+func blackhole(t *testing.T, ip net.IP) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	sa := &syscall.SockaddrInet4{}
+	copy(sa.Addr[:], ip.To4())
+	if err := syscall.Bind(fd, sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := syscall.Getsockname(fd)
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(got.(*syscall.SockaddrInet4).Port))
+	// Fill the accept queue; nobody ever accepts.
+	for i := 0; i < 4; i++ {
+		c, err := net.DialTimeout("tcp4", addr, 300e6)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
+}
+
+// dnsServer answers A queries for name with answer on addr:53 (UDP).
+func dnsServer(t *testing.T, addr, name string, answer [4]byte) {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", net.JoinHostPort(addr, "53"))
+	if errors.Is(err, syscall.EACCES) {
+		t.Fatalf("bind %s:53: %v (the DNS test needs root: run it through `make test`)", addr, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	qname := dnsmessage.MustNewName(name)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true}
+			b := dnsmessage.NewBuilder(nil, rh)
+			b.StartQuestions()
+			b.Question(q)
+			b.StartAnswers()
+			if q.Name == qname && q.Type == dnsmessage.TypeA {
+				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: answer})
+			}
+			msg, err := b.Finish()
+			if err == nil {
+				c.WriteTo(msg, from)
+			}
+		}
+	}()
+}

@@ -1,0 +1,147 @@
+// Command nettool is the end-to-end suite's client inside the namespaces: it
+// connects, echoes and resolves, and reports what it saw. It is built by the
+// tests; it is not part of unetes.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | storm HEALTHY N BLACKHOLE M")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "tcp":
+		err = tcpEcho(os.Args[2], 5*time.Second)
+	case "udp":
+		err = udpEcho(os.Args[2])
+	case "dns":
+		err = dns(os.Args[2], os.Args[3])
+	case "storm":
+		n, _ := strconv.Atoi(os.Args[3])
+		m, _ := strconv.Atoi(os.Args[5])
+		err = storm(os.Args[2], n, os.Args[4], m)
+	default:
+		err = fmt.Errorf("unknown mode %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nettool:", err)
+		os.Exit(1)
+	}
+}
+
+// tcpEcho sends a line and expects the server to echo it back.
+func tcpEcho(addr string, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read echo: %w", err)
+	}
+	fmt.Print(line)
+	return nil
+}
+
+func udpEcho(addr string) error {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, 1500)
+	for try := 0; try < 3; try++ {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("ping-udp")); err != nil {
+			return err
+		}
+		n, err := c.Read(buf)
+		if err == nil {
+			fmt.Println(string(buf[:n]))
+			return nil
+		}
+	}
+	return fmt.Errorf("no UDP echo from %s", addr)
+}
+
+func dns(server, name string) error {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, net.JoinHostPort(server, "53"))
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := r.LookupHost(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		fmt.Println(a)
+	}
+	return nil
+}
+
+// storm opens m connections to a black-holed address and, while they hang,
+// n echo connections to a healthy one; it reports how long the healthy ones took.
+func storm(healthy string, n int, blackhole string, m int) error {
+	for i := 0; i < m; i++ {
+		go net.DialTimeout("tcp", blackhole, time.Minute)
+	}
+	time.Sleep(200 * time.Millisecond) // let the black-holed handshakes reach the NAT first
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []error
+	var slowest time.Duration
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.Now()
+			err := quietEcho(healthy)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, err)
+			}
+			slowest = max(slowest, time.Since(t))
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("healthy=%d failed=%d slowest_ms=%d total_ms=%d\n", n, len(failed), slowest.Milliseconds(), time.Since(start).Milliseconds())
+	if len(failed) > 0 {
+		return fmt.Errorf("%d healthy connections failed, first: %v", len(failed), failed[0])
+	}
+	return nil
+}
+
+func quietEcho(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 20*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		return err
+	}
+	_, err = bufio.NewReader(c).ReadString('\n')
+	return err
+}

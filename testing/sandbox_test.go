@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOutboundTCPAndUDPToHostAddress(t *testing.T) {
+	ip := hostIP(t)
+	tcpAddr := tcpEchoServer(t, ip.String()+":0")
+	udpAddr := udpEchoServer(t, ip.String()+":0")
+	in := startInstance(t, asUser(t, *flagTestUser))
+
+	out, errOut, code := in.nettool("tcp", tcpAddr)
+	if code != 0 || strings.TrimSpace(out) != "ping" {
+		t.Fatalf("TCP %s from inside: code %d out %q err %q", tcpAddr, code, out, errOut)
+	}
+	out, errOut, code = in.nettool("udp", udpAddr)
+	if code != 0 || strings.TrimSpace(out) != "ping-udp" {
+		t.Fatalf("UDP %s from inside: code %d out %q err %q", udpAddr, code, out, errOut)
+	}
+}
+
+func TestInsideIsANewRootlessNamespace(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	in := startInstance(t, u)
+	out, errOut, code := in.exec("", "sh", "-c", "id -u; cat /proc/self/uid_map; ip -o -4 addr show dev tap0; cat /etc/resolv.conf; echo $$")
+	if code != 0 {
+		t.Fatalf("exec: %d %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if lines[0] != "0" {
+		t.Errorf("uid inside = %q, want 0", lines[0])
+	}
+	m := strings.Fields(lines[1])
+	if len(m) != 3 || m[0] != "0" || m[1] != strconv.Itoa(u.uid) {
+		t.Errorf("uid_map first line %q: want 0 -> %d", lines[1], u.uid)
+	}
+	if u.uid != 0 && (len(lines) < 3 || !strings.Contains(out, "1 ")) {
+		t.Errorf("sub-ID range not mapped:\n%s", out)
+	}
+	if !strings.Contains(out, "10.0.2.100/24") {
+		t.Errorf("tap0 has no 10.0.2.100/24:\n%s", out)
+	}
+	if !strings.Contains(out, "nameserver 10.0.2.3") {
+		t.Errorf("resolv.conf does not point at 10.0.2.3:\n%s", out)
+	}
+}
+
+func TestHostLoopbackClosedByDefaultOpenWithFlag(t *testing.T) {
+	loop := tcpEchoServer(t, "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(loop)
+	u := asUser(t, *flagTestUser)
+
+	closed := startInstance(t, u)
+	if out, _, code := closed.nettool("tcp", "10.0.2.2:"+port); code == 0 {
+		t.Fatalf("host loopback reachable without --allow-host-loopback: %q", out)
+	}
+	open := startInstance(t, u, "--allow-host-loopback")
+	if out, errOut, code := open.nettool("tcp", "10.0.2.2:"+port); code != 0 || strings.TrimSpace(out) != "ping" {
+		t.Fatalf("host loopback with --allow-host-loopback: code %d out %q err %q", code, out, errOut)
+	}
+}
+
+func TestDNSRelayToHostStubResolver(t *testing.T) {
+	// 127.0.0.53 is where systemd-resolved's stub listens: the relay must
+	// reach it even though host loopback is closed to the namespace.
+	dnsServer(t, "127.0.0.53", "probe.unetes.test.", [4]byte{203, 0, 113, 7})
+	u := asUser(t, *flagTestUser)
+	rc := filepath.Join(u.home, "resolv.conf")
+	if err := os.WriteFile(rc, []byte("nameserver 127.0.0.53\noptions edns0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstance(t, u, "--resolv-conf", rc)
+	out, errOut, code := in.nettool("dns", "10.0.2.3", "probe.unetes.test.")
+	if code != 0 || strings.TrimSpace(out) != "203.0.113.7" {
+		t.Fatalf("DNS through 10.0.2.3: code %d out %q err %q", code, out, errOut)
+	}
+}
+
+func TestBlackholedDestinationsDoNotStallOthers(t *testing.T) {
+	ip := hostIP(t)
+	healthy := tcpEchoServer(t, ip.String()+":0")
+	hole := blackhole(t, ip)
+	in := startInstance(t, asUser(t, *flagTestUser))
+	start := time.Now()
+	out, errOut, code := in.nettool("storm", healthy, "200", hole, "50")
+	took := time.Since(start)
+	if code != 0 {
+		t.Fatalf("storm: code %d out %q err %q", code, out, errOut)
+	}
+	// The NAT's connect timeout is 30s: a stall behind the black-holed
+	// handshakes would show as healthy connections taking that long.
+	if took > 15*time.Second {
+		t.Fatalf("200 healthy connections next to 50 black-holed ones took %s (%s): stalled", took, out)
+	}
+	t.Logf("%s", strings.TrimSpace(out))
+}
+
+func TestExecPassesStdioAndExitStatus(t *testing.T) {
+	in := startInstance(t, asUser(t, *flagTestUser))
+	out, errOut, code := in.exec("hello\n", "sh", "-c", "read x; echo got $x; echo oops >&2; exit 3")
+	if code != 3 || strings.TrimSpace(out) != "got hello" || strings.TrimSpace(errOut) != "oops" {
+		t.Fatalf("exec: code %d out %q err %q", code, out, errOut)
+	}
+	_, errOut, code = in.exec("", "no-such-command-here")
+	if code != 127 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("missing command: code %d err %q", code, errOut)
+	}
+}
+
+func TestStatusStopAndSecondRun(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	in := startInstance(t, u)
+	out, errOut, code := u.unetes(t, "", "status", "--name", in.name)
+	if code != 0 || !strings.Contains(out, in.name) || !strings.Contains(out, "10.0.2.100") {
+		t.Fatalf("status: code %d out %q err %q", code, out, errOut)
+	}
+	_, errOut, code = u.unetes(t, "", "run", "--no-kubernetes", "--name", in.name)
+	pid := strconv.Itoa(in.cmd.Process.Pid)
+	if code == 0 || !strings.Contains(errOut, "already running") || !strings.Contains(errOut, pid) {
+		t.Fatalf("second run: code %d err %q, want refusal naming pid %s", code, errOut, pid)
+	}
+	in.stop()
+	_, errOut, code = u.unetes(t, "", "status", "--name", in.name)
+	if code == 0 || !strings.Contains(errOut, "not running") || !strings.Contains(errOut, in.name) {
+		t.Fatalf("status after stop: code %d err %q", code, errOut)
+	}
+	_, errOut, code = u.unetes(t, "", "exec", "--name", in.name, "--", "true")
+	if code == 0 || !strings.Contains(errOut, "not running") {
+		t.Fatalf("exec after stop: code %d err %q", code, errOut)
+	}
+}
+
+func TestSIGKILLOfParentLeavesNoProcess(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	in := startInstance(t, u)
+	// A long-running process inside, started in the background.
+	bg := u.command(work.unetes, "exec", "--name", in.name, "--", "sleep", "600")
+	if err := bg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go bg.Wait()
+	waitFor(t, 10*time.Second, "sleep inside", func() bool { return len(procsOf(u.uid, "sleep")) > 0 })
+	if err := in.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-in.done
+	waitFor(t, 10*time.Second, "no process of the instance", func() bool {
+		return len(procsOf(u.uid, "unetes")) == 0 && len(procsOf(u.uid, "sleep")) == 0 && len(procsOf(u.uid, "exe")) == 0
+	})
+	// The next run of the same name recovers.
+	again := startInstance(t, u)
+	_ = again
+}
+
+func TestRunAsRoot(t *testing.T) {
+	ip := hostIP(t)
+	tcpAddr := tcpEchoServer(t, ip.String()+":0")
+	in := startInstance(t, rootUser(t))
+	out, errOut, code := in.nettool("tcp", tcpAddr)
+	if code != 0 || strings.TrimSpace(out) != "ping" {
+		t.Fatalf("TCP from a root-run instance: code %d out %q err %q", code, out, errOut)
+	}
+}
+
+func TestUserWithoutSubIDsGetsDoctorFix(t *testing.T) {
+	u := asUser(t, *flagNoSubIDUser)
+	_, errOut, code := u.unetes(t, "", "run", "--no-kubernetes", "--name", "nosubid")
+	if code == 0 {
+		t.Fatal("unetes run succeeded for a user without sub-IDs")
+	}
+	for _, want := range []string{"sub-IDs", "/etc/subuid", "usermod --add-subuids", u.name} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("run error lacks %q:\n%s", want, errOut)
+		}
+	}
+	out, _, code := u.unetes(t, "", "doctor")
+	if code == 0 || !strings.Contains(out, "FAIL") || !strings.Contains(out, "usermod --add-subuids") {
+		t.Fatalf("doctor: code %d\n%s", code, out)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad name", []string{"run", "--no-kubernetes", "--name", "Bad/Name"}, "invalid instance name"},
+		{"bad mtu", []string{"run", "--no-kubernetes", "--mtu", "100"}, "mtu 100 out of range"},
+		{"no kubernetes yet", []string{"run"}, "--no-kubernetes"},
+		{"unknown command", []string{"frobnicate"}, "unknown command"},
+		{"exec without command", []string{"exec"}, "no command"},
+		{"stop not running", []string{"stop", "--name", "never-started"}, `"never-started" is not running`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := u.unetes(t, "", tc.args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("unetes %v: code %d, stderr %q, want it to contain %q", tc.args, code, errOut, tc.want)
+			}
+		})
+	}
+}
