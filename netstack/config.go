@@ -86,7 +86,7 @@ func ParseResolvConf(b []byte) ([]netip.AddrPort, error) {
 		}
 		a, err := netip.ParseAddr(f[1])
 		if err != nil {
-			continue // zone-scoped or malformed entries are skipped, like libc does
+			continue // malformed entries are skipped, like libc does
 		}
 		out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
 	}

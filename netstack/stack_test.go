@@ -1,0 +1,205 @@
+package netstack
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// testNet is the NAT on one end of a socketpair and a guest stack (playing the
+// namespace's kernel) on the other.
+type testNet struct {
+	nat   *Stack
+	guest *stack.Stack
+	fds   [2]int
+}
+
+func newTestNet(t *testing.T, cfg Config) *testNet {
+	t.Helper()
+	tn := buildTestNet(t, cfg)
+	t.Cleanup(tn.close)
+	return tn
+}
+
+// buildTestNet is newTestNet without the cleanup, for start/stop cycles.
+func buildTestNet(t *testing.T, cfg Config) *testNet {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		// Room for bursts: a full socket buffer drops frames like a busy link.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	}
+	tn := &testNet{fds: fds}
+	tn.nat, err = New(cfg, fds[0], slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := fdbased.New(&fdbased.Options{FDs: []int{fds[1]}, MTU: uint32(cfg.MTU), EthernetHeader: true, Address: "\x52\x55\x0a\x00\x02\x64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+	})
+	if e := g.CreateNIC(1, link); e != nil {
+		t.Fatal(e)
+	}
+	g.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(cfg.Guest.As4()), PrefixLen: 24}}, stack.AddressProperties{})
+	g.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: 1}})
+	tn.guest = g
+	return tn
+}
+
+func (tn *testNet) close() {
+	tn.nat.Close()
+	tn.guest.Close()
+	tn.guest.Wait()
+	unix.Close(tn.fds[0])
+	unix.Close(tn.fds[1])
+}
+
+func (tn *testNet) dialTCP(ctx context.Context, dst netip.AddrPort) (*gonet.TCPConn, error) {
+	return gonet.DialContextTCP(ctx, tn.guest, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(dst.Addr().As4()), Port: dst.Port()}, ipv4.ProtocolNumber)
+}
+
+func testConfig(t *testing.T, allowLoopback bool, upstream netip.AddrPort) Config {
+	c, err := Resolve(Args{MTU: 1500, AllowHostLoopback: allowLoopback}, []byte("nameserver 127.0.0.1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DNSUpstreams = []netip.AddrPort{upstream}
+	c.ConnectTimeout = 2 * time.Second
+	return c
+}
+
+func echoListener(t *testing.T) netip.AddrPort {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).AddrPort()
+}
+
+func gatewayPort(cfg Config, ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(cfg.Gateway, ap.Port())
+}
+
+func TestTCPThroughGatewayToHostLoopback(t *testing.T) {
+	srv := echoListener(t)
+	cfg := testConfig(t, true, fakeUpstream(t, false))
+	tn := newTestNet(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := tn.dialTCP(ctx, gatewayPort(cfg, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload := make([]byte, 1<<20)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	go func() { c.Write(payload); c.CloseWrite() }()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(payload) || got[12345] != payload[12345] {
+		t.Fatalf("echoed %d bytes, want %d", len(got), len(payload))
+	}
+}
+
+func TestTCPToHostLoopbackRefusedByDefault(t *testing.T) {
+	srv := echoListener(t)
+	cfg := testConfig(t, false, fakeUpstream(t, false))
+	tn := newTestNet(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := tn.dialTCP(ctx, gatewayPort(cfg, srv)); err == nil {
+		c.Close()
+		t.Fatal("connection to the gateway reached host loopback without AllowHostLoopback")
+	}
+}
+
+func TestUDPDNSThroughRelay(t *testing.T) {
+	cfg := testConfig(t, false, fakeUpstream(t, false))
+	tn := newTestNet(t, cfg)
+	c, err := gonet.DialUDP(tn.guest, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(cfg.DNS.As4()), Port: 53}, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(query(0x33)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 12 || buf[0] != 0x33 || buf[2]&0x80 == 0 {
+		t.Fatalf("answer % x", buf[:n])
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	srv := echoListener(t)
+	up := fakeUpstream(t, false)
+	before := runtime.NumGoroutine()
+	for i := 0; i < 3; i++ {
+		cfg := testConfig(t, true, up)
+		tn := buildTestNet(t, cfg)
+		// Leave a flow open: Close must end it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := tn.dialTCP(ctx, gatewayPort(cfg, srv))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("x"))
+		bufio.NewReader(c).ReadByte()
+		tn.close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+2 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines %d before, %d after 3 start/stop cycles:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
