@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/unetes/unetes/nsinit"
+)
+
+func TestResolveRun(t *testing.T) {
+	paths := nsinit.Paths{StateDir: "/tmp/unetes-1/default", DataDir: "/d", ConfigDir: "/c"}
+	rc := []byte("nameserver 127.0.0.53\n")
+	for _, tc := range []struct {
+		name    string
+		args    runArgs
+		rc      []byte
+		wantErr string
+		check   func(t *testing.T, c runConfig)
+	}{
+		{name: "sandbox defaults", args: runArgs{noKubernetes: true, inst: instanceFlags{name: "default"}}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.net.MTU != 65520 || c.net.AllowHostLoopback || c.name != "default" || c.net.DNSUpstreams[0].String() != "127.0.0.53:53" {
+					t.Fatalf("%+v", c)
+				}
+			}},
+		{name: "host loopback and mtu", args: runArgs{noKubernetes: true, allowHostLoopback: true, mtu: 1500}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.net.MTU != 1500 || !c.net.AllowHostLoopback {
+					t.Fatalf("%+v", c)
+				}
+			}},
+		{name: "kubernetes not built yet", args: runArgs{}, rc: rc, wantErr: "--no-kubernetes"},
+		{name: "no nameserver", args: runArgs{noKubernetes: true, resolvConf: "/etc/resolv.conf"}, rc: []byte("search x\n"),
+			wantErr: "no nameserver in the host's resolv.conf /etc/resolv.conf: add a nameserver line, or pass --resolv-conf FILE"},
+		{name: "bad mtu", args: runArgs{noKubernetes: true, mtu: 9}, rc: rc, wantErr: "mtu 9 out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := resolveRun(tc.args, paths, nsinit.User{UID: 1}, tc.rc)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"nope"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "nope"`) {
+		t.Fatalf("unknown command: %d %q", code, errb.String())
+	}
+	out.Reset()
+	if code := dispatch([]string{"--help"}, &out, &errb); code != 0 || strings.Contains(out.String(), "_child") || !strings.Contains(out.String(), "doctor") {
+		t.Fatalf("help lists hidden roles or misses commands: %q", out.String())
+	}
+}
