@@ -23,6 +23,7 @@ type runArgs struct {
 	mtu               int
 	resolvConf        string
 	debug             bool
+	cpuProfile        string
 }
 
 type runConfig struct {
@@ -57,6 +58,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
 	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")
 	fs.BoolVar(&a.debug, "debug", false, "log every NAT decision")
+	fs.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run process (NAT included) to FILE")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,6 +78,13 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	cfg, err := resolveRun(a, paths, u, rc)
 	if err != nil {
 		return fail(stderr, err)
+	}
+	if a.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(a.cpuProfile)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		defer stopProfile()
 	}
 	if err := startAndServe(cfg, stdout, stderr, a.debug); err != nil {
 		return fail(stderr, err)

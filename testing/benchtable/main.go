@@ -1,0 +1,120 @@
+// Command benchtable is `make bench`: it measures NAT throughput between a
+// network namespace and the host with iperf3, for host loopback (the limit),
+// unetes, slirp4netns and pasta, all in one run, and prints one table.
+// When run as root, every namespace is created as the unprivileged test user.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+var (
+	flagBin      = flag.String("unetes-bin", "bin/unetes", "unetes binary")
+	flagUser     = flag.String("test-user", "unetes-test", "unprivileged user that runs the namespaces when run as root")
+	flagDuration = flag.Int("t", 5, "seconds per iperf3 run")
+	flagRuns     = flag.Int("runs", 3, "iperf3 runs per direction; the median is reported")
+)
+
+// result is one row of the table.
+type result struct {
+	name         string
+	up, down     float64 // Gbit/s
+	cpuUp, cpuDn float64 // NAT CPU, fraction of one core; <0 when not measured
+	note         string
+}
+
+func main() {
+	flag.Parse()
+	b, err := newBench()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	defer b.cleanup()
+	fmt.Printf("NAT throughput, namespace <-> host %s, iperf3 -t %d, median of %d runs, MTU 65520, all in this run\n\n", b.hostIP, *flagDuration, *flagRuns)
+	rows := []result{b.loopback(), b.unetes(), b.slirp4netns(), b.pasta()}
+	print(rows)
+}
+
+func print(rows []result) {
+	var slirp result
+	for _, r := range rows {
+		if r.name == "slirp4netns" {
+			slirp = r
+		}
+	}
+	loop := rows[0]
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "setup\tupload Gbit/s\tdownload Gbit/s\tNAT CPU up/down\tvs slirp4netns up/down\tvs host loopback up/down\tnote")
+	for _, r := range rows {
+		if r.note != "" && r.up == 0 {
+			fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t%s\n", r.name, r.note)
+			continue
+		}
+		cpu := "-"
+		if r.cpuUp >= 0 {
+			cpu = fmt.Sprintf("%.0f%% / %.0f%%", r.cpuUp*100, r.cpuDn*100)
+		}
+		fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\n", r.name, r.up, r.down, cpu, ratio(r, slirp), ratio(r, loop), r.note)
+	}
+	w.Flush()
+	fmt.Println("\nupload = namespace -> host, download = host -> namespace; NAT CPU = the NAT process's CPU time over the run, in % of one core.")
+}
+
+func ratio(r, ref result) string {
+	if ref.up == 0 || ref.down == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx / %.2fx", r.up/ref.up, r.down/ref.down)
+}
+
+// asUser prepares cmd to run as the test user when we are root.
+func (b *bench) asUser(cmd *exec.Cmd) *exec.Cmd {
+	cmd.Env = []string{"HOME=" + b.home, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
+	cmd.Dir = b.home
+	if b.uid != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(b.uid), Gid: uint32(b.gid), Groups: []uint32{}}}
+	}
+	return cmd
+}
+
+func lookupUser(name string) (uid, gid int, err error) {
+	if os.Getuid() != 0 {
+		return os.Getuid(), os.Getgid(), nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("look up %s: %w (run `sudo make setup`)", name, err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
+}
+
+// cpuSeconds is the user+system CPU time of pid so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	return parseStatCPU(string(b))
+}
+
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}

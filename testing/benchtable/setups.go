@@ -1,0 +1,194 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type bench struct {
+	hostIP   string
+	uid, gid int
+	home     string
+	servers  []*exec.Cmd
+	nextPort int
+}
+
+func newBench() (*bench, error) {
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		return nil, fmt.Errorf("iperf3 not found: sudo apt-get install iperf3")
+	}
+	ip, err := hostAddr()
+	if err != nil {
+		return nil, err
+	}
+	uid, gid, err := lookupUser(*flagUser)
+	if err != nil {
+		return nil, err
+	}
+	home, err := os.MkdirTemp("", "unetes-bench-")
+	if err != nil {
+		return nil, err
+	}
+	os.Chmod(home, 0o755)
+	os.Chown(home, uid, gid)
+	bin := filepath.Join(home, "unetes")
+	data, err := os.ReadFile(*flagBin)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w (run `make build`)", *flagBin, err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		return nil, err
+	}
+	return &bench{hostIP: ip, uid: uid, gid: gid, home: home, nextPort: 5301}, nil
+}
+
+func (b *bench) cleanup() {
+	for _, s := range b.servers {
+		s.Process.Kill()
+		s.Wait()
+	}
+	os.RemoveAll(b.home)
+}
+
+// server starts an iperf3 server on addr and returns its port.
+func (b *bench) server(addr string) (int, error) {
+	port := b.nextPort
+	b.nextPort++
+	s := exec.Command("iperf3", "-s", "-B", addr, "-p", strconv.Itoa(port))
+	if err := s.Start(); err != nil {
+		return 0, err
+	}
+	b.servers = append(b.servers, s)
+	ok := waitUntil(5*time.Second, func() bool {
+		c, err := net.Dial("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if !ok {
+		return 0, fmt.Errorf("iperf3 server on %s:%d did not start", addr, port)
+	}
+	time.Sleep(100 * time.Millisecond)
+	return port, nil
+}
+
+// iperf runs a client command (prefix + iperf3 args), returns Gbit/s.
+func iperf(prefix []string, server string, port int, reverse bool, prep func(*exec.Cmd) *exec.Cmd) (float64, error) {
+	args := append(append([]string{}, prefix...), "iperf3", "-c", server, "-p", strconv.Itoa(port), "-t", strconv.Itoa(*flagDuration), "-J")
+	if reverse {
+		args = append(args, "-R")
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	if prep != nil {
+		cmd = prep(cmd)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, lastLine(out))
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return 0, fmt.Errorf("parse iperf3 output: %w", err)
+	}
+	if r.Error != "" {
+		return 0, fmt.Errorf("iperf3: %s", r.Error)
+	}
+	return r.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
+func lastLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.LastIndex(s, "\n"); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// measure runs up and down through the same client, each -runs times, and
+// keeps the median; it samples the NAT process's CPU (natPID() returns 0 when
+// there is none to measure).
+func measure(name string, natPID func() int, run func(reverse bool) (float64, error)) result {
+	r := result{name: name, cpuUp: -1, cpuDn: -1}
+	for _, rev := range []bool{false, true} {
+		var gs, cpus []float64
+		for i := 0; i < *flagRuns; i++ {
+			pid := 0
+			if natPID != nil {
+				pid = natPID()
+			}
+			c0, t0 := cpuSeconds(pid), time.Now()
+			g, err := run(rev)
+			if err != nil {
+				r.note = err.Error()
+				return r
+			}
+			gs = append(gs, g)
+			if pid > 0 {
+				cpus = append(cpus, (cpuSeconds(pid)-c0)/time.Since(t0).Seconds())
+			}
+		}
+		cpu := -1.0
+		if len(cpus) > 0 {
+			cpu = median(cpus)
+		}
+		if rev {
+			r.down, r.cpuDn = median(gs), cpu
+		} else {
+			r.up, r.cpuUp = median(gs), cpu
+		}
+	}
+	return r
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func hostAddr() (string, error) {
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
+				return ipn.IP.String(), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no non-loopback IPv4 address on this host")
+}
+
+// parseStatCPU returns utime+stime in seconds from /proc/PID/stat content.
+func parseStatCPU(stat string) float64 {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
