@@ -59,7 +59,8 @@ install-pkgs:
 	apt-get install -y -qq $$missing >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $$missing; }
 
 # setup is the one-time root set-up of a test host: packages, the test users
-# (one with sub-IDs, one without), and a usable /dev/net/tun.
+# (one with sub-IDs, one without), a usable /dev/net/tun, and ping sockets for
+# every group (systemd's default; lets the NAT forward ping).
 setup: test-deps
 	@if [ "$(ROOT)" != 0 ]; then \
 	  id $(TEST_USER) >/dev/null 2>&1 && id $(NOSUBID_USER) >/dev/null 2>&1 && [ -r /dev/net/tun -a -w /dev/net/tun ] \
@@ -70,6 +71,7 @@ setup: test-deps
 	@id $(NOSUBID_USER) >/dev/null 2>&1 || useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 $(NOSUBID_USER)
 	@sed -i '/^$(NOSUBID_USER):/d' /etc/subuid /etc/subgid
 	@chmod 0666 /dev/net/tun
+	@sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 
 clean:
 	rm -rf bin

@@ -107,6 +107,7 @@ func (st *Stack) configure() error {
 	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tf.HandlePacket)
 	uf := udp.NewForwarder(s, st.handleUDP)
 	s.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
+	s.SetTransportProtocolHandler(icmp.ProtocolNumber4, st.handleICMP)
 	return nil
 }
 

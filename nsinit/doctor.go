@@ -54,7 +54,7 @@ func Doctor(h Host, u User) []Check {
 	} else {
 		cs = append(cs, Check{Name: "sub-IDs", Level: OK, Detail: "running as root: the whole ID range is mapped, no sub-IDs needed"})
 	}
-	cs = append(cs, checkTun(h), checkIPTool(h), checkFirewall(h), checkCgroup(h, u), checkPorts(h))
+	cs = append(cs, checkTun(h), checkIPTool(h), checkFirewall(h), checkCgroup(h, u), checkPorts(h), checkPing(h, u))
 	return cs
 }
 
@@ -211,4 +211,21 @@ func checkPorts(h Host) Check {
 	return Check{Name: "privileged ports", Level: Info,
 		Detail: fmt.Sprintf("host ports below %d cannot be forwarded by an ordinary user", n),
 		Fix:    "sudo sysctl -w net.ipv4.ip_unprivileged_port_start=0, or sudo setcap cap_net_bind_service=ep PATH-TO-unetes"}
+}
+
+func checkPing(h Host, u User) Check {
+	c := Check{Name: "ping"}
+	b, err := h.ReadFile("/proc/sys/net/ipv4/ping_group_range")
+	var lo, hi int
+	if err == nil {
+		_, err = fmt.Sscan(string(b), &lo, &hi)
+	}
+	if err == nil && u.GID >= lo && u.GID <= hi {
+		c.Level, c.Detail = OK, "ping from the namespace is forwarded (ping sockets allowed)"
+		return c
+	}
+	c.Level = Info
+	c.Detail = "ping sockets are not allowed for your group: only 10.0.2.2 and 10.0.2.3 answer ping inside"
+	c.Fix = `sudo sysctl -w net.ipv4.ping_group_range="0 2147483647"`
+	return c
 }

@@ -107,6 +107,8 @@ func TestDoctor(t *testing.T) {
 		{"no firewall tool warns", func(h *fakeHost) { delete(h.paths, "nft") }, alice, "iptables/nft", Warn, "apt-get install nftables iptables"},
 		{"cgroup v1 warns", func(h *fakeHost) {}, alice, "cgroups", Warn, "Delegate"},
 		{"privileged ports info", func(h *fakeHost) {}, alice, "privileged ports", Info, "ip_unprivileged_port_start=0"},
+		{"ping sockets closed", func(h *fakeHost) { h.files["/proc/sys/net/ipv4/ping_group_range"] = "1\t0\n" }, alice, "ping", Info, "ping_group_range"},
+		{"ping sockets open", func(h *fakeHost) { h.files["/proc/sys/net/ipv4/ping_group_range"] = "0\t2147483647\n" }, alice, "ping", OK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := healthyHost()

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// procsOf lists live (non-zombie) processes of uid whose command name
-// contains comm.
-func procsOf(uid int, comm string) []int {
+// procsOf lists live (non-zombie) processes of uid whose command line
+// contains match.
+func procsOf(uid int, match string) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -23,7 +23,7 @@ func procsOf(uid int, comm string) []int {
 		if err != nil {
 			continue
 		}
-		var name, state string
+		var state string
 		var puid = -1
 		for _, l := range strings.Split(string(status), "\n") {
 			f := strings.Fields(l)
@@ -31,15 +31,15 @@ func procsOf(uid int, comm string) []int {
 				continue
 			}
 			switch f[0] {
-			case "Name:":
-				name = f[1]
 			case "State:":
 				state = f[1]
 			case "Uid:":
 				puid, _ = strconv.Atoi(f[1])
 			}
 		}
-		if puid == uid && state != "Z" && strings.Contains(name, comm) {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cmd := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		if puid == uid && state != "Z" && strings.Contains(cmd, match) {
 			out = append(out, pid)
 		}
 	}
@@ -55,4 +55,20 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// describe prints pid, state and command line of each pid.
+func describe(pids []int) string {
+	var b strings.Builder
+	for _, pid := range pids {
+		cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		fields := strings.Fields(string(stat))
+		state := "?"
+		if len(fields) > 2 {
+			state = fields[2]
+		}
+		b.WriteString(strconv.Itoa(pid) + " " + state + " " + strings.ReplaceAll(string(cmd), "\x00", " ") + "\n")
+	}
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -141,19 +142,27 @@ func TestSIGKILLOfParentLeavesNoProcess(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	in := startInstance(t, u)
 	// A long-running process inside, started in the background.
-	bg := u.command(work.unetes, "exec", "--name", in.name, "--", "sleep", "600")
+	bg := u.command(work.unetes, "exec", "--name", in.name, "--", "sleep", "613")
 	if err := bg.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go bg.Wait()
-	waitFor(t, 10*time.Second, "sleep inside", func() bool { return len(procsOf(u.uid, "sleep")) > 0 })
+	waitFor(t, 10*time.Second, "sleep inside", func() bool { return len(procsOf(u.uid, "sleep 613")) > 0 })
 	if err := in.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	<-in.done
-	waitFor(t, 10*time.Second, "no process of the instance", func() bool {
-		return len(procsOf(u.uid, "unetes")) == 0 && len(procsOf(u.uid, "sleep")) == 0 && len(procsOf(u.uid, "exe")) == 0
-	})
+	left := func() []int {
+		// run and exec name the instance; _child and _sandbox name its state dir.
+		return append(procsOf(u.uid, in.name), procsOf(u.uid, "sleep 613")...)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(left()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of the instance survived SIGKILL of its parent:\n%s", describe(left()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// The next run of the same name recovers.
 	again := startInstance(t, u)
 	_ = again
@@ -206,5 +215,24 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("unetes %v: code %d, stderr %q, want it to contain %q", tc.args, code, errOut, tc.want)
 			}
 		})
+	}
+}
+
+func TestPingGatewayAndHost(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ping_group_range")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || u.gid < lo || u.gid > hi {
+		t.Fatalf("net.ipv4.ping_group_range %q excludes gid %d: run `sudo make setup` (it allows ping sockets)", strings.TrimSpace(string(b)), u.gid)
+	}
+	in := startInstance(t, u)
+	for _, dst := range []string{"10.0.2.2", hostIP(t).String()} {
+		out, errOut, code := in.exec("", "busybox", "ping", "-c", "1", "-W", "3", dst)
+		if code != 0 || !strings.Contains(out, "1 packets received") {
+			t.Errorf("ping %s from inside: code %d out %q err %q", dst, code, out, errOut)
+		}
 	}
 }
