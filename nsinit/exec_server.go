@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -122,24 +123,42 @@ func (s *ExecServer) handle(c *net.UnixConn) {
 	files = nil
 	s.log.Debug("exec started", "argv", req.Argv, "pid", cmd.Process.Pid)
 	enc.Encode(execEvent{PID: cmd.Process.Pid})
-	go forwardSignals(io.MultiReader(bytes.NewReader(rest), c), cmd.Process)
+	exited := make(chan struct{})
+	go forwardSignals(io.MultiReader(bytes.NewReader(rest), c), cmd.Process, exited)
 	werr := cmd.Wait()
+	close(exited)
 	code := exitCode(cmd.ProcessState, werr)
 	enc.Encode(execEvent{Exit: &code})
 }
 
-// forwardSignals relays the client's signals; a hang-up of the client becomes SIGHUP.
-func forwardSignals(r io.Reader, p *os.Process) {
+// hangupGrace is how long a command whose client went away gets after
+// SIGHUP before its process group is killed.
+const hangupGrace = 2 * time.Second
+
+// forwardSignals relays the client's signals to the command. When the client
+// goes away (killed, like an nsenter would be together with its command), the
+// command's process group gets SIGHUP and, after hangupGrace, SIGKILL.
+func forwardSignals(r io.Reader, p *os.Process, exited <-chan struct{}) {
 	dec := json.NewDecoder(r)
 	for {
 		var ctl execControl
 		if err := dec.Decode(&ctl); err != nil {
-			p.Signal(syscall.SIGHUP)
-			return
+			break
 		}
 		if ctl.Signal > 0 && ctl.Signal < 65 {
 			p.Signal(syscall.Signal(ctl.Signal))
 		}
+	}
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	syscall.Kill(-p.Pid, syscall.SIGHUP)
+	select {
+	case <-exited:
+	case <-time.After(hangupGrace):
+		syscall.Kill(-p.Pid, syscall.SIGKILL)
 	}
 }
 

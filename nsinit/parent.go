@@ -15,6 +15,7 @@ import (
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/messages"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network"
+	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 )
 
 // Config is what Start needs; cmd builds it.
@@ -24,6 +25,9 @@ type Config struct {
 	User      User
 	ChildArgs []string             // arguments of the hidden child role, run from /proc/self/exe
 	Network   network.ParentDriver // the NAT
+	// Ports creates the port driver once the state dir is clean (it puts its
+	// sockets there); nil for none.
+	Ports func(stateDir string) (port.ParentDriver, error)
 	// Ready reports when the instance is usable (the in-namespace process
 	// answers); Start returns once it does.
 	Ready    func(ctx context.Context) error
@@ -38,6 +42,10 @@ type Instance struct {
 	cmd        *exec.Cmd
 	lock       *stateLock
 	cleanupNet func() error
+	ports      port.ParentDriver
+	portQuit   chan struct{}
+	portErr    chan error
+	portReady  chan struct{}
 	started    time.Time
 	done       chan struct{}
 	err        error
@@ -97,7 +105,8 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	i := &Instance{cfg: cfg, lock: lock, started: time.Now(), done: make(chan struct{})}
+	i := &Instance{cfg: cfg, lock: lock, started: time.Now(), done: make(chan struct{}),
+		portQuit: make(chan struct{}), portErr: make(chan error, 1), portReady: make(chan struct{}, 1)}
 	if err := i.launch(ctx); err != nil {
 		i.abort()
 		return nil, err
@@ -123,6 +132,11 @@ func (i *Instance) launch(ctx context.Context) error {
 	subuid, subgid, err := i.subIDs()
 	if err != nil {
 		return err
+	}
+	if i.cfg.Ports != nil {
+		if i.ports, err = i.cfg.Ports(sd); err != nil {
+			return err
+		}
 	}
 	t := time.Now()
 	pipes, err := i.startChild()
@@ -256,7 +270,14 @@ func (i *Instance) handshake(p childPipes, subuid, subgid []IDRange) error {
 	if err := send(p.toChild, messages.U{ParentInitNetworkDriverCompleted: netMsg}); err != nil {
 		return i.childErr(err)
 	}
-	if err := send(p.toChild, messages.U{ParentInitPortDriverCompleted: &messages.ParentInitPortDriverCompleted{}}); err != nil {
+	portMsg := &messages.ParentInitPortDriverCompleted{}
+	if i.ports != nil {
+		portMsg.PortDriverOpaque = i.ports.OpaqueForChild()
+		go func() {
+			i.portErr <- i.ports.RunParentDriver(i.portReady, i.portQuit, &port.ChildContext{})
+		}()
+	}
+	if err := send(p.toChild, messages.U{ParentInitPortDriverCompleted: portMsg}); err != nil {
 		return i.childErr(err)
 	}
 	return nil
@@ -289,6 +310,15 @@ func (i *Instance) waitReady(ctx context.Context) error {
 		case <-rctx.Done():
 		}
 	}()
+	if i.ports != nil {
+		select {
+		case <-i.portReady:
+		case err := <-i.portErr:
+			return fmt.Errorf("start the port driver: %w", err)
+		case <-rctx.Done():
+			return i.childErr(fmt.Errorf("the port driver did not start: %w", rctx.Err()))
+		}
+	}
 	if err := i.cfg.Ready(rctx); err != nil {
 		select {
 		case <-i.done:
@@ -312,6 +342,7 @@ func (i *Instance) abort() {
 
 // finish runs once, when the child has exited.
 func (i *Instance) finish(err error) {
+	close(i.portQuit)
 	if i.cleanupNet != nil {
 		i.cleanupNet()
 	}

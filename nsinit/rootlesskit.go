@@ -11,6 +11,7 @@ import (
 	"github.com/rootless-containers/rootlesskit/v3/pkg/child"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/copyup/tmpfssymlink"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network"
+	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
@@ -43,6 +44,7 @@ type ChildConfig struct {
 	TargetCmd  []string            // the process to run inside, absolute path first
 	CopyUpDirs []string            // DefaultCopyUpDirs when nil
 	Network    network.ChildDriver // configures the namespace's interface
+	Ports      port.ChildDriver    // dials forward targets inside; nil for none
 }
 
 // RunChild is the body of the hidden child role: it completes the handshake
@@ -70,6 +72,7 @@ func RunChild(cfg ChildConfig) error {
 		NetworkDriver:             cfg.Network,
 		CopyUpDriver:              tmpfssymlink.NewChildDriver(),
 		CopyUpDirs:                dirs,
+		PortDriver:                cfg.Ports,
 		MountProcfs:               true,
 		Propagation:               "rslave",
 		Reaper:                    true,

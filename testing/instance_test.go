@@ -27,7 +27,12 @@ type instance struct {
 // says it is ready. Cleanup stops it.
 func startInstance(t *testing.T, u *testUser, extra ...string) *instance {
 	t.Helper()
-	name := fmt.Sprintf("e2e-%d-%d", os.Getpid(), instanceSeq.Add(1))
+	return startInstanceNamed(t, u, fmt.Sprintf("e2e-%d-%d", os.Getpid(), instanceSeq.Add(1)), extra...)
+}
+
+// startInstanceNamed is startInstance with a given name, to run one again.
+func startInstanceNamed(t *testing.T, u *testUser, name string, extra ...string) *instance {
+	t.Helper()
 	args := append([]string{"run", "--no-kubernetes", "--name", name}, extra...)
 	in := &instance{t: t, u: u, name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	in.cmd = u.command(work.unetes, args...)

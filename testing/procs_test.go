@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,4 +72,15 @@ func describe(pids []int) string {
 		b.WriteString(strconv.Itoa(pid) + " " + state + " " + strings.ReplaceAll(string(cmd), "\x00", " ") + "\n")
 	}
 	return b.String()
+}
+
+// regexpLine reports whether some line of s matches re.
+func regexpLine(s, re string) bool {
+	r := regexp.MustCompile(re)
+	for _, l := range strings.Split(s, "\n") {
+		if r.MatchString(l) {
+			return true
+		}
+	}
+	return false
 }

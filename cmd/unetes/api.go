@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/api/router"
+	"github.com/rootless-containers/rootlesskit/v3/pkg/httputil"
+	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
 )
@@ -39,12 +41,24 @@ type statusResponse struct {
 		Upstreams         int    `json:"dnsUpstreams"`
 		OpenFlows         uint64 `json:"openFlows"`
 	} `json:"network"`
-	Kubernetes bool `json:"kubernetes"`
+	Forwards   []string `json:"forwards"`
+	Kubernetes bool     `json:"kubernetes"`
 }
 
-func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, stopReq chan<- struct{}) (io.Closer, error) {
+func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fwd *hostfwd.Manager, stopReq chan<- struct{}) (io.Closer, error) {
 	mux := http.NewServeMux()
-	router.AddRoutes(mux, &router.Backend{StateDir: cfg.paths.StateDir, ChildPID: inst.ChildPID(), NetworkDriver: d})
+	router.AddRoutes(mux, &router.Backend{StateDir: cfg.paths.StateDir, ChildPID: inst.ChildPID(), NetworkDriver: d, PortDriver: fwd})
+	mux.HandleFunc("DELETE /unetes/v1/forwards/{key}", func(w http.ResponseWriter, r *http.Request) {
+		k, err := hostfwd.ParseKey(r.PathValue("key"))
+		if err == nil {
+			err = fwd.Remove(r.Context(), k)
+		}
+		if err != nil {
+			httputil.WriteError(w, r, err, http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
 	mux.HandleFunc("GET /unetes/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		var s statusResponse
 		s.Name, s.PID, s.ChildPID = cfg.name, os.Getpid(), inst.ChildPID()
@@ -53,6 +67,12 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, st
 		s.Network.MTU, s.Network.AllowHostLoopback, s.Network.Upstreams = cfg.net.MTU, cfg.net.AllowHostLoopback, len(cfg.net.DNSUpstreams)
 		if st := d.Stack(); st != nil {
 			s.Network.OpenFlows, _ = st.Stats()
+		}
+		sts, _ := fwd.ListPorts(r.Context())
+		for _, st := range sts {
+			if spec, err := hostfwd.FromRK(st.Spec); err == nil {
+				s.Forwards = append(s.Forwards, spec.String())
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(s)

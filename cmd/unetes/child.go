@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
 )
@@ -19,6 +20,7 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 	err := nsinit.RunChild(nsinit.ChildConfig{
 		TargetCmd: []string{"/proc/self/exe", "_sandbox", "--state-dir", stateDir},
 		Network:   netstack.ChildDriver{},
+		Ports:     hostfwd.ChildDriver(stderr),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "unetes child: %v\n", err)

@@ -26,6 +26,7 @@ type command struct {
 var commands = map[string]command{
 	"run":     {run: runRun, usage: "start an instance in the foreground"},
 	"exec":    {run: runExec, usage: "run a command inside a running instance"},
+	"forward": {run: runForward, usage: "forward a host port into a running instance; --list, --remove"},
 	"status":  {run: runStatus, usage: "show whether an instance runs, and how"},
 	"stop":    {run: runStop, usage: "stop a running instance"},
 	"doctor":  {run: runDoctor, usage: "check the host's prerequisites and print fixes"},

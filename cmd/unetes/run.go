@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
+	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
 )
@@ -24,13 +27,21 @@ type runArgs struct {
 	resolvConf        string
 	debug             bool
 	cpuProfile        string
+	publish           stringList
 }
 
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
 type runConfig struct {
-	name  string
-	paths nsinit.Paths
-	user  nsinit.User
-	net   netstack.Config
+	name    string
+	paths   nsinit.Paths
+	user    nsinit.User
+	net     netstack.Config
+	publish []hostfwd.Spec
 }
 
 // resolveRun is the pure part of `unetes run`: flags and the host's
@@ -46,18 +57,28 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte)
 		}
 		return runConfig{}, err
 	}
-	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc}, nil
+	var pub []hostfwd.Spec
+	for _, p := range a.publish {
+		spec, err := hostfwd.ParseSpec(p)
+		if err != nil {
+			return runConfig{}, fmt.Errorf("--publish: %w", err)
+		}
+		pub = append(pub, spec)
+	}
+	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub}, nil
 }
 
 func runRun(args []string, stdout, stderr io.Writer) int {
 	var a runArgs
-	fs := newFlagSet("run", "run [--name N] --no-kubernetes [--allow-host-loopback] [--mtu N]", stderr)
+	fs := newFlagSet("run", "run [--name N] --no-kubernetes [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
 	a.inst.register(fs)
 	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox and its NAT")
 	fs.BoolVar(&a.allowHostLoopback, "allow-host-loopback", false, "let connections to the gateway 10.0.2.2 reach the host's 127.0.0.1")
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
 	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")
 	fs.BoolVar(&a.debug, "debug", false, "log every NAT decision")
+	fs.Var(&a.publish, "publish", "forward a host port at start, [IP:]HOSTPORT:PORT[/tcp|/udp] (repeatable; saved like `unetes forward`)")
+	fs.Var(&a.publish, "p", "short for --publish")
 	fs.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run process (NAT included) to FILE")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -97,6 +118,12 @@ func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
 	defer cancel()
 	log := newLogger(stderr, "parent", debug)
 	driver := netstack.NewParentDriver(cfg.net, log.With("component", "netstack"))
+	var fwd *hostfwd.Manager
+	newPorts := func(stateDir string) (port.ParentDriver, error) {
+		m, err := hostfwd.New(hostfwd.Config{StateDir: stateDir, DataDir: cfg.paths.DataDir, PreserveSourceIP: true}, log.With("component", "hostfwd"))
+		fwd = m
+		return m, err
+	}
 	fmt.Fprintf(stdout, "unetes: starting instance %q (state %s)\n", cfg.name, cfg.paths.StateDir)
 	start := time.Now()
 	inst, err := nsinit.Start(ctx, nsinit.Config{
@@ -105,6 +132,7 @@ func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
 		User:      cfg.user,
 		ChildArgs: []string{"_child", "--state-dir", cfg.paths.StateDir},
 		Network:   driver,
+		Ports:     newPorts,
 		Ready:     func(ctx context.Context) error { return waitSandbox(ctx, driver, cfg.paths.StateDir) },
 		Progress: func(phase string, took time.Duration) {
 			fmt.Fprintf(stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
@@ -114,13 +142,25 @@ func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
 	if err != nil {
 		return err
 	}
+	defer fwd.Close()
+	warnings, err := fwd.Restore(ctx, cfg.publish)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "unetes: warning: %v\n", w)
+	}
+	if err != nil {
+		inst.Stop(10 * time.Second)
+		return err
+	}
 	stopReq := make(chan struct{}, 1)
-	api, err := serveAPI(cfg, inst, driver, stopReq)
+	api, err := serveAPI(cfg, inst, driver, fwd, stopReq)
 	if err != nil {
 		inst.Stop(10 * time.Second)
 		return err
 	}
 	defer api.Close()
+	if sts, _ := fwd.ListPorts(ctx); len(sts) > 0 {
+		fmt.Fprintf(stdout, "unetes: forwarding %s\n", describeForwards(sts))
+	}
 	loop := "closed"
 	if cfg.net.AllowHostLoopback {
 		loop = "open (--allow-host-loopback)"

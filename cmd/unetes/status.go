@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "network:     %s via %s, DNS %s (%d upstreams), MTU %d, %d open flows\n",
 		s.Network.Guest, s.Network.Gateway, s.Network.DNS, s.Network.Upstreams, s.Network.MTU, s.Network.OpenFlows)
 	fmt.Fprintf(stdout, "host loopback: %s\n", loop)
+	fwd := "none"
+	if len(s.Forwards) > 0 {
+		fwd = strings.Join(s.Forwards, ", ")
+	}
+	fmt.Fprintf(stdout, "forwards:    %s\n", fwd)
 	fmt.Fprintf(stdout, "kubernetes:  %v\n", s.Kubernetes)
 	fmt.Fprintf(stdout, "state:       %s\ndata:        %s\n", s.StateDir, s.DataDir)
 	return 0

@@ -17,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | storm HEALTHY N BLACKHOLE M")
+		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | storm HEALTHY N BLACKHOLE M | serve ADDR | userve ADDR")
 		os.Exit(2)
 	}
 	var err error
@@ -28,6 +28,10 @@ func main() {
 		err = udpEcho(os.Args[2])
 	case "dns":
 		err = dns(os.Args[2], os.Args[3])
+	case "serve":
+		err = serveTCP(os.Args[2])
+	case "userve":
+		err = serveUDP(os.Args[2])
 	case "storm":
 		n, _ := strconv.Atoi(os.Args[3])
 		m, _ := strconv.Atoi(os.Args[5])
@@ -144,4 +148,42 @@ func quietEcho(addr string) error {
 	}
 	_, err = bufio.NewReader(c).ReadString('\n')
 	return err
+}
+
+// serveTCP greets each connection with the peer's address ("from IP:PORT"),
+// then echoes lines until EOF.
+func serveTCP(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening", l.Addr())
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			fmt.Fprintf(c, "from %s\n", c.RemoteAddr())
+			io.Copy(c, c)
+		}()
+	}
+}
+
+// serveUDP echoes every datagram, prefixed with "echo ".
+func serveUDP(addr string) error {
+	c, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening", c.LocalAddr())
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		c.WriteTo(append([]byte("echo "), buf[:n]...), from)
+	}
 }
