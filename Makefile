@@ -18,7 +18,7 @@ NOSUBID_USER ?= unetes-nosubid
 # Host packages: what unetes needs (uidmap, iproute2, iptables/nftables) and
 # what the tests and benchmarks use (busybox-static, iperf3, slirp4netns, passt).
 RUN_PKGS  := uidmap iproute2 iptables nftables
-TEST_PKGS := $(RUN_PKGS) busybox-static iperf3 slirp4netns passt util-linux procps
+TEST_PKGS := $(RUN_PKGS) busybox-static iperf3 slirp4netns passt socat util-linux procps
 
 ROOT := $(shell id -u)
 

@@ -40,20 +40,26 @@ func main() {
 	}
 	defer b.cleanup()
 	fmt.Printf("NAT throughput, namespace <-> host %s, iperf3 -t %d, median of %d runs, MTU 65520, all in this run\n\n", b.hostIP, *flagDuration, *flagRuns)
-	rows := []result{b.loopback(), b.unetes(), b.slirp4netns(), b.pasta()}
-	print(rows)
+	loop := b.loopback()
+	rows := []result{loop, b.unetes(), b.slirp4netns(), b.pasta()}
+	printTable(rows, "slirp4netns")
+	fmt.Println("\nupload = namespace -> host, download = host -> namespace; NAT CPU = the NAT process's CPU time over the run, in % of one core.")
+
+	fmt.Printf("\nForward throughput, host 127.0.0.1 -> iperf3 server inside the namespace, same run\n\n")
+	printTable(b.forwardRows(loop), "socat + unetes exec")
+	fmt.Println("\nupload = host client -> server inside, download = server inside -> host client (-R); CPU = the unetes run process.")
 }
 
-func print(rows []result) {
-	var slirp result
+func printTable(rows []result, refName string) {
+	var ref result
 	for _, r := range rows {
-		if r.name == "slirp4netns" {
-			slirp = r
+		if r.name == refName {
+			ref = r
 		}
 	}
 	loop := rows[0]
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "setup\tupload Gbit/s\tdownload Gbit/s\tNAT CPU up/down\tvs slirp4netns up/down\tvs host loopback up/down\tnote")
+	fmt.Fprintf(w, "setup\tupload Gbit/s\tdownload Gbit/s\tCPU up/down\tvs %s up/down\tvs host loopback up/down\tnote\n", refName)
 	for _, r := range rows {
 		if r.note != "" && r.up == 0 {
 			fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t%s\n", r.name, r.note)
@@ -63,10 +69,9 @@ func print(rows []result) {
 		if r.cpuUp >= 0 {
 			cpu = fmt.Sprintf("%.0f%% / %.0f%%", r.cpuUp*100, r.cpuDn*100)
 		}
-		fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\n", r.name, r.up, r.down, cpu, ratio(r, slirp), ratio(r, loop), r.note)
+		fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\n", r.name, r.up, r.down, cpu, ratio(r, ref), ratio(r, loop), r.note)
 	}
 	w.Flush()
-	fmt.Println("\nupload = namespace -> host, download = host -> namespace; NAT CPU = the NAT process's CPU time over the run, in % of one core.")
 }
 
 func ratio(r, ref result) string {
