@@ -113,8 +113,8 @@ func (st *Stack) configure() error {
 
 func tuneTCP(s *stack.Stack) error {
 	sack := tcpip.TCPSACKEnabled(true)
-	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4 << 10, Default: 1 << 20, Max: 16 << 20}
-	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4 << 10, Default: 1 << 20, Max: 16 << 20}
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4 << 10, Default: 4 << 20, Max: 16 << 20}
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4 << 10, Default: 4 << 20, Max: 16 << 20}
 	mod := tcpip.TCPModerateReceiveBufferOption(true)
 	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &rcv, &snd, &mod} {
 		if e := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); e != nil {
