@@ -51,6 +51,7 @@ type leaf struct {
 	cn       string
 	orgs     []string
 	server   bool
+	peer     bool // server and client (etcd's peer and client listeners)
 	dnsNames []string
 	ips      []net.IP
 }
@@ -65,6 +66,9 @@ func (c PKIConfig) leaves() []leaf {
 		{name: "controller-manager", ca: "ca", cn: "system:kube-controller-manager"},
 		{name: "scheduler", ca: "ca", cn: "system:kube-scheduler"},
 		{name: "front-proxy-client", ca: "front-proxy-ca", cn: "front-proxy-client"},
+		{name: "etcd-server", ca: "etcd-ca", cn: "unetes-etcd", server: true, peer: true,
+			dnsNames: []string{"localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1)}},
+		{name: "apiserver-etcd-client", ca: "etcd-ca", cn: "kube-apiserver-etcd-client"},
 	}
 }
 
@@ -83,7 +87,7 @@ func EnsurePKI(cfg PKIConfig) (*PKI, error) {
 	}
 	p := &PKI{Dir: cfg.Dir}
 	cas := map[string]*issuer{}
-	for _, name := range []string{"ca", "front-proxy-ca"} {
+	for _, name := range []string{"ca", "front-proxy-ca", "etcd-ca"} {
 		ca, created, err := ensureCA(p, name, cfg.Now)
 		if err != nil {
 			return nil, err
@@ -173,6 +177,9 @@ func ensureLeaf(p *PKI, l leaf, ca *issuer, now time.Time) (bool, error) {
 	}
 	if l.server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	if l.peer {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {

@@ -213,3 +213,17 @@ func (m *Manager) Close() error {
 	}
 	return nil
 }
+
+// Expose starts a forward that is not saved: one the instance sets up itself
+// at every start (the API port).
+func (m *Manager) Expose(ctx context.Context, s Spec) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.active(ctx, s.Key()); ok {
+		return fmt.Errorf("%w: %s", ErrDuplicate, s.Key())
+	}
+	if _, err := m.drv.AddPort(ctx, s.rkSpec()); err != nil {
+		return explainListen(s, err)
+	}
+	return nil
+}

@@ -27,13 +27,21 @@ type instance struct {
 // says it is ready. Cleanup stops it.
 func startInstance(t *testing.T, u *testUser, extra ...string) *instance {
 	t.Helper()
-	return startInstanceNamed(t, u, fmt.Sprintf("e2e-%d-%d", os.Getpid(), instanceSeq.Add(1)), extra...)
+	return startInstanceNamed(t, u, newName(), extra...)
 }
+
+func newName() string { return fmt.Sprintf("e2e-%d-%d", os.Getpid(), instanceSeq.Add(1)) }
 
 // startInstanceNamed is startInstance with a given name, to run one again.
 func startInstanceNamed(t *testing.T, u *testUser, name string, extra ...string) *instance {
 	t.Helper()
-	args := append([]string{"run", "--no-kubernetes", "--name", name}, extra...)
+	return launch(t, u, name, append([]string{"--no-kubernetes"}, extra...))
+}
+
+// launch runs `unetes run --name name args...` and waits until it is ready.
+func launch(t *testing.T, u *testUser, name string, extra []string) *instance {
+	t.Helper()
+	args := append([]string{"run", "--name", name}, extra...)
 	in := &instance{t: t, u: u, name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	in.cmd = u.command(work.unetes, args...)
 	in.cmd.Stdout, in.cmd.Stderr = in.out, in.out
@@ -42,13 +50,13 @@ func startInstanceNamed(t *testing.T, u *testUser, name string, extra ...string)
 	}
 	go func() { in.cmd.Wait(); close(in.done) }()
 	t.Cleanup(in.stop)
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(4 * time.Minute)
 	for !strings.Contains(in.out.String(), "ready in") {
 		select {
 		case <-in.done:
 			t.Fatalf("unetes run exited before ready:\n%s", in.out.String())
 		case <-deadline:
-			t.Fatalf("unetes run not ready after 60s:\n%s", in.out.String())
+			t.Fatalf("unetes run not ready after 4 minutes:\n%s", in.out.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -204,7 +204,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"bad name", []string{"run", "--no-kubernetes", "--name", "Bad/Name"}, "invalid instance name"},
 		{"bad mtu", []string{"run", "--no-kubernetes", "--mtu", "100"}, "mtu 100 out of range"},
-		{"no kubernetes yet", []string{"run"}, "--no-kubernetes"},
+		{"bad api port", []string{"run", "--api-port", "0"}, "--api-port 0"},
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"exec without command", []string{"exec"}, "no command"},
 		{"stop not running", []string{"stop", "--name", "never-started"}, `"never-started" is not running`},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/api/router"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/httputil"
+	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
@@ -41,8 +42,10 @@ type statusResponse struct {
 		Upstreams         int    `json:"dnsUpstreams"`
 		OpenFlows         uint64 `json:"openFlows"`
 	} `json:"network"`
-	Forwards   []string `json:"forwards"`
-	Kubernetes bool     `json:"kubernetes"`
+	Forwards   []string                `json:"forwards"`
+	Kubernetes bool                    `json:"kubernetes"`
+	APIPort    int                     `json:"apiPort,omitempty"`
+	Components []embed.ComponentStatus `json:"components,omitempty"`
 }
 
 func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fwd *hostfwd.Manager, stopReq chan<- struct{}) (io.Closer, error) {
@@ -63,6 +66,10 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		var s statusResponse
 		s.Name, s.PID, s.ChildPID = cfg.name, os.Getpid(), inst.ChildPID()
 		s.StateDir, s.DataDir, s.StartedAt = cfg.paths.StateDir, cfg.paths.DataDir, inst.Started()
+		s.Kubernetes, s.APIPort = cfg.kubernetes, cfg.apiPort
+		if cfg.kubernetes {
+			s.Components, _ = fetchComponents(r.Context(), cfg.paths.StateDir)
+		}
 		s.Network.Guest, s.Network.Gateway, s.Network.DNS = cfg.net.Guest.String(), cfg.net.Gateway.String(), cfg.net.DNS.String()
 		s.Network.MTU, s.Network.AllowHostLoopback, s.Network.Upstreams = cfg.net.MTU, cfg.net.AllowHostLoopback, len(cfg.net.DNSUpstreams)
 		if st := d.Stack(); st != nil {

@@ -11,14 +11,21 @@ import (
 
 // runChild is the first process in the new namespaces (hidden role `_child`).
 func runChild(args []string, stdout, stderr io.Writer) int {
-	var stateDir string
-	fs := newFlagSet("_child", "_child --state-dir DIR", stderr)
+	var stateDir, dataDir string
+	var kube bool
+	fs := newFlagSet("_child", "_child --state-dir DIR [--kubernetes --data-dir DIR]", stderr)
 	fs.StringVar(&stateDir, "state-dir", "", "state dir of the instance")
+	fs.StringVar(&dataDir, "data-dir", "", "data dir of the instance")
+	fs.BoolVar(&kube, "kubernetes", false, "host the control plane")
 	if err := fs.Parse(args); err != nil || stateDir == "" {
 		return 2
 	}
+	target := []string{"/proc/self/exe", "_sandbox", "--state-dir", stateDir}
+	if kube {
+		target = append(target, "--kubernetes", "--data-dir", dataDir)
+	}
 	err := nsinit.RunChild(nsinit.ChildConfig{
-		TargetCmd: []string{"/proc/self/exe", "_sandbox", "--state-dir", stateDir},
+		TargetCmd: target,
 		Network:   netstack.ChildDriver{},
 		Ports:     hostfwd.ChildDriver(stderr),
 	})

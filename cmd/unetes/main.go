@@ -30,6 +30,9 @@ var commands = map[string]command{
 	"status":  {run: runStatus, usage: "show whether an instance runs, and how"},
 	"stop":    {run: runStop, usage: "stop a running instance"},
 	"doctor":  {run: runDoctor, usage: "check the host's prerequisites and print fixes"},
+	"kubectl": {run: runKubectl, usage: "kubectl, built in, for the instance (a leading --name N picks it)"},
+	"logs":    {run: runLogs, usage: "print a component's log"},
+	"reset":   {run: runReset, usage: "stop an instance and delete all its state and data"},
 	"version": {run: runVersion, usage: "print versions"},
 	// Process roles of the one binary.
 	"_child":   {run: runChild, hidden: true},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
+	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
@@ -25,6 +26,7 @@ type runArgs struct {
 	allowHostLoopback bool
 	mtu               int
 	resolvConf        string
+	apiPort           int
 	debug             bool
 	cpuProfile        string
 	publish           stringList
@@ -37,18 +39,20 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 type runConfig struct {
-	name    string
-	paths   nsinit.Paths
-	user    nsinit.User
-	net     netstack.Config
-	publish []hostfwd.Spec
+	name       string
+	paths      nsinit.Paths
+	user       nsinit.User
+	net        netstack.Config
+	publish    []hostfwd.Spec
+	kubernetes bool
+	apiPort    int
 }
 
 // resolveRun is the pure part of `unetes run`: flags and the host's
 // resolv.conf content in, configuration out.
 func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte) (runConfig, error) {
-	if !a.noKubernetes {
-		return runConfig{}, errors.New("this build of unetes has no Kubernetes yet: run `unetes run --no-kubernetes` for the rootless sandbox")
+	if a.apiPort < 1 || a.apiPort > 65535 {
+		return runConfig{}, fmt.Errorf("--api-port %d is not a port from 1 to 65535", a.apiPort)
 	}
 	nc, err := netstack.Resolve(netstack.Args{MTU: a.mtu, AllowHostLoopback: a.allowHostLoopback}, resolvConf)
 	if err != nil {
@@ -65,14 +69,15 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte)
 		}
 		pub = append(pub, spec)
 	}
-	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub}, nil
+	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort}, nil
 }
 
 func runRun(args []string, stdout, stderr io.Writer) int {
 	var a runArgs
-	fs := newFlagSet("run", "run [--name N] --no-kubernetes [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
+	fs := newFlagSet("run", "run [--name N] [--no-kubernetes] [--api-port N] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
 	a.inst.register(fs)
-	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox and its NAT")
+	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox, its NAT and forwards")
+	fs.IntVar(&a.apiPort, "api-port", 6443, "host port (on 127.0.0.1) of the Kubernetes API")
 	fs.BoolVar(&a.allowHostLoopback, "allow-host-loopback", false, "let connections to the gateway 10.0.2.2 reach the host's 127.0.0.1")
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
 	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")
@@ -126,18 +131,32 @@ func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
 	}
 	fmt.Fprintf(stdout, "unetes: starting instance %q (state %s)\n", cfg.name, cfg.paths.StateDir)
 	start := time.Now()
+	progress := func(phase string, took time.Duration) {
+		fmt.Fprintf(stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
+	}
+	childArgs := []string{"_child", "--state-dir", cfg.paths.StateDir}
+	var pki *embed.PKI
+	if cfg.kubernetes {
+		if err := checkAPIPort(cfg.apiPort); err != nil {
+			return err
+		}
+		var err error
+		if pki, err = prepareCerts(cfg); err != nil {
+			return err
+		}
+		progress("certs", time.Since(start))
+		childArgs = append(childArgs, "--kubernetes", "--data-dir", cfg.paths.DataDir)
+	}
 	inst, err := nsinit.Start(ctx, nsinit.Config{
 		Name:      cfg.name,
 		Paths:     cfg.paths,
 		User:      cfg.user,
-		ChildArgs: []string{"_child", "--state-dir", cfg.paths.StateDir},
+		ChildArgs: childArgs,
 		Network:   driver,
 		Ports:     newPorts,
 		Ready:     func(ctx context.Context) error { return waitSandbox(ctx, driver, cfg.paths.StateDir) },
-		Progress: func(phase string, took time.Duration) {
-			fmt.Fprintf(stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
-		},
-		Log: log,
+		Progress:  progress,
+		Log:       log,
 	})
 	if err != nil {
 		return err
@@ -161,12 +180,22 @@ func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
 	if sts, _ := fwd.ListPorts(ctx); len(sts) > 0 {
 		fmt.Fprintf(stdout, "unetes: forwarding %s\n", describeForwards(sts))
 	}
+	kubeconfig := ""
+	if cfg.kubernetes {
+		if kubeconfig, err = bringUpKubernetes(ctx, cfg, inst, fwd, pki, progress); err != nil {
+			inst.Stop(15 * time.Second)
+			return fmt.Errorf("%w (see `unetes logs --name %s child` and `... kubernetes`)", err, cfg.name)
+		}
+	}
 	loop := "closed"
 	if cfg.net.AllowHostLoopback {
 		loop = "open (--allow-host-loopback)"
 	}
 	fmt.Fprintf(stdout, "unetes: instance %q ready in %.2fs: %s/%d via %s, DNS %s, MTU %d, host loopback %s\n",
 		cfg.name, time.Since(start).Seconds(), cfg.net.Guest, cfg.net.Subnet.Bits(), cfg.net.Gateway, cfg.net.DNS, cfg.net.MTU, loop)
+	if kubeconfig != "" {
+		fmt.Fprintf(stdout, "unetes: Kubernetes API at https://127.0.0.1:%d; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiPort, kubeconfig, cfg.name)
+	}
 	fmt.Fprintf(stdout, "unetes: try `unetes exec --name %s -- ip addr`; stop with Ctrl-C or `unetes stop --name %s`\n", cfg.name, cfg.name)
 	select {
 	case <-ctx.Done():

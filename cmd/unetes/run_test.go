@@ -18,22 +18,29 @@ func TestResolveRun(t *testing.T) {
 		wantErr string
 		check   func(t *testing.T, c runConfig)
 	}{
-		{name: "sandbox defaults", args: runArgs{noKubernetes: true, inst: instanceFlags{name: "default"}}, rc: rc,
+		{name: "sandbox defaults", args: runArgs{noKubernetes: true, apiPort: 6443, inst: instanceFlags{name: "default"}}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
 				if c.net.MTU != 65520 || c.net.AllowHostLoopback || c.name != "default" || c.net.DNSUpstreams[0].String() != "127.0.0.53:53" {
 					t.Fatalf("%+v", c)
 				}
 			}},
-		{name: "host loopback and mtu", args: runArgs{noKubernetes: true, allowHostLoopback: true, mtu: 1500}, rc: rc,
+		{name: "host loopback and mtu", args: runArgs{noKubernetes: true, apiPort: 6443, allowHostLoopback: true, mtu: 1500}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
 				if c.net.MTU != 1500 || !c.net.AllowHostLoopback {
 					t.Fatalf("%+v", c)
 				}
 			}},
-		{name: "kubernetes not built yet", args: runArgs{}, rc: rc, wantErr: "--no-kubernetes"},
-		{name: "no nameserver", args: runArgs{noKubernetes: true, resolvConf: "/etc/resolv.conf"}, rc: []byte("search x\n"),
+		{name: "kubernetes by default", args: runArgs{apiPort: 6443}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if !c.kubernetes || c.apiPort != 6443 {
+					t.Fatalf("%+v", c)
+				}
+			}},
+		{name: "bad api port", args: runArgs{apiPort: 70000}, rc: rc, wantErr: "--api-port 70000"},
+		{name: "bad publish", args: runArgs{noKubernetes: true, apiPort: 6443, publish: stringList{"80"}}, rc: rc, wantErr: "--publish: malformed forward"},
+		{name: "no nameserver", args: runArgs{noKubernetes: true, apiPort: 6443, resolvConf: "/etc/resolv.conf"}, rc: []byte("search x\n"),
 			wantErr: "no nameserver in the host's resolv.conf /etc/resolv.conf: add a nameserver line, or pass --resolv-conf FILE"},
-		{name: "bad mtu", args: runArgs{noKubernetes: true, mtu: 9}, rc: rc, wantErr: "mtu 9 out of range"},
+		{name: "bad mtu", args: runArgs{noKubernetes: true, apiPort: 6443, mtu: 9}, rc: rc, wantErr: "mtu 9 out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := resolveRun(tc.args, paths, nsinit.User{UID: 1}, tc.rc)

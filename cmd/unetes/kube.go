@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/unetes/unetes/embed"
+	"github.com/unetes/unetes/hostfwd"
+	"github.com/unetes/unetes/nsinit"
+)
+
+// apiPortInside is where the apiserver listens inside the namespace.
+const apiPortInside = 6443
+
+func (cfg runConfig) embedConfig() embed.Config {
+	return embed.DefaultConfig(cfg.paths.DataDir, cfg.paths.StateDir, net.IP(cfg.net.Guest.AsSlice()), nil)
+}
+
+// checkAPIPort fails fast, naming --api-port, when the host port is taken.
+func checkAPIPort(port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("port %d on 127.0.0.1 is taken, so the Kubernetes API cannot be forwarded there: pass --api-port with a free port", port)
+		}
+		return fmt.Errorf("the Kubernetes API port %d cannot be used (%v): pass --api-port with a free port from 1024", port, err)
+	}
+	return l.Close()
+}
+
+// prepareCerts creates or reuses the cluster's PKI before the instance starts.
+func prepareCerts(cfg runConfig) (*embed.PKI, error) {
+	pc, err := cfg.embedConfig().PKIConfig()
+	if err != nil {
+		return nil, err
+	}
+	return embed.EnsurePKI(pc)
+}
+
+// bringUpKubernetes forwards the API port, waits for the apiserver and the
+// controllers, and writes the admin kubeconfig.
+func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance, fwd *hostfwd.Manager, pki *embed.PKI, progress func(string, time.Duration)) (string, error) {
+	t := time.Now()
+	api := hostfwd.Spec{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: uint16(cfg.apiPort), Port: apiPortInside, Proto: "tcp"}
+	if err := fwd.Expose(ctx, api); err != nil {
+		return "", fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
+	}
+	client, err := embed.AdminClient(pki)
+	if err != nil {
+		return "", err
+	}
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", cfg.apiPort)
+	if err := poll(ctx, inst, 3*time.Minute, "the apiserver", func(ctx context.Context) error {
+		return httpOK(ctx, client, url)
+	}); err != nil {
+		return "", err
+	}
+	t = since(progress, "apiserver ready", t)
+	if err := poll(ctx, inst, 3*time.Minute, "the controllers", func(ctx context.Context) error {
+		return componentsReady(ctx, cfg.paths.StateDir)
+	}); err != nil {
+		return "", err
+	}
+	since(progress, "controllers ready", t)
+	kc := filepath.Join(cfg.paths.ConfigDir, "kubeconfig")
+	server := fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort)
+	if err := embed.WriteAdminKubeconfig(pki, cfg.name, server, kc); err != nil {
+		return "", err
+	}
+	return kc, nil
+}
+
+func since(progress func(string, time.Duration), phase string, t time.Time) time.Time {
+	progress(phase, time.Since(t))
+	return time.Now()
+}
+
+// poll retries check until it passes, the instance exits, or d passes.
+func poll(ctx context.Context, inst *nsinit.Instance, d time.Duration, what string, check func(context.Context) error) error {
+	deadline := time.Now().Add(d)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := check(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-inst.Done():
+			return fmt.Errorf("the instance exited while waiting for %s: %v", what, inst.Wait())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s: %w", what, d, err)
+		}
+	}
+}
+
+func httpOK(ctx context.Context, c *http.Client, url string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// fetchComponents asks the sandbox for its components' states.
+func fetchComponents(ctx context.Context, stateDir string) ([]embed.ComponentStatus, error) {
+	sock := filepath.Join(stateDir, sandboxSocketName)
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://sandbox/components", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var sts []embed.ComponentStatus
+	return sts, json.NewDecoder(resp.Body).Decode(&sts)
+}
+
+func componentsReady(ctx context.Context, stateDir string) error {
+	sts, err := fetchComponents(ctx, stateDir)
+	if err != nil {
+		return err
+	}
+	ready := 0
+	for _, s := range sts {
+		if s.State == "failed" {
+			return fmt.Errorf("%s failed: %s", s.Name, s.Error)
+		}
+		if s.State == "ready" {
+			ready++
+		}
+	}
+	if ready < 4 {
+		return fmt.Errorf("%d of 4 components ready", ready)
+	}
+	return nil
+}

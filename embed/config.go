@@ -1,0 +1,50 @@
+package embed
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+// Config is what the control plane needs to know.
+type Config struct {
+	DataDir       string // etcd data, pki
+	StateDir      string // logs, component kubeconfigs
+	NodeIP        net.IP // the namespace's address, advertised by the apiserver
+	APIPort       int    // apiserver port inside the namespace
+	ServiceCIDR   string // e.g. 10.96.0.0/16; its first address is the kubernetes Service
+	ClusterCIDR   string // pod addresses
+	ClusterDomain string
+	Log           *slog.Logger
+	// Progress, when set, is told each phase and how long it took.
+	Progress func(phase string, took time.Duration)
+}
+
+// DefaultConfig fills the cluster-wide defaults around the paths and address.
+func DefaultConfig(dataDir, stateDir string, nodeIP net.IP, log *slog.Logger) Config {
+	return Config{DataDir: dataDir, StateDir: stateDir, NodeIP: nodeIP, APIPort: 6443,
+		ServiceCIDR: "10.96.0.0/16", ClusterCIDR: "10.88.0.0/16", ClusterDomain: "cluster.local", Log: log}
+}
+
+// ServiceIP is the first address of the Service range.
+func (c Config) ServiceIP() (net.IP, error) {
+	_, n, err := net.ParseCIDR(c.ServiceCIDR)
+	if err != nil || n.IP.To4() == nil {
+		return nil, fmt.Errorf("service CIDR %q is not an IPv4 prefix", c.ServiceCIDR)
+	}
+	ip := n.IP.To4()
+	return net.IPv4(ip[0], ip[1], ip[2], ip[3]+1), nil
+}
+
+// PKIConfig is the PKI this control plane needs.
+func (c Config) PKIConfig() (PKIConfig, error) {
+	sip, err := c.ServiceIP()
+	if err != nil {
+		return PKIConfig{}, err
+	}
+	return PKIConfig{Dir: filepath.Join(c.DataDir, "pki"), ServiceIP: sip, NodeIP: c.NodeIP, ClusterDNS: c.ClusterDomain}, nil
+}
+
+func (c Config) logDir() string { return filepath.Join(c.StateDir, "logs") }

@@ -1,0 +1,218 @@
+package embed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Component names, as `unetes logs` and `unetes status` show them.
+const (
+	Etcd              = "etcd"
+	APIServer         = "apiserver"
+	ControllerManager = "controller-manager"
+	Scheduler         = "scheduler"
+)
+
+// ComponentStatus is one component's state.
+type ComponentStatus struct {
+	Name  string    `json:"name"`
+	State string    `json:"state"` // starting, ready, failed, stopped
+	Since time.Time `json:"since"`
+	Error string    `json:"error,omitempty"`
+}
+
+// ControlPlane is etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler in this process. Start brings them up in dependency order,
+// each behind a readiness gate; Stop takes them down in reverse.
+type ControlPlane struct {
+	cfg  Config
+	pki  *PKI
+	etcd *etcdServer
+	errc chan error
+
+	mu    sync.Mutex
+	comps []*runner
+	state map[string]ComponentStatus
+}
+
+// runner is one Kubernetes component's goroutine.
+type runner struct {
+	name   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Start runs the control plane; it returns once every component is ready,
+// or the first failure. Failures after that arrive on Err.
+func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
+	cp := &ControlPlane{cfg: cfg, errc: make(chan error, 4), state: map[string]ComponentStatus{}}
+	if err := cp.start(ctx); err != nil {
+		cp.Stop()
+		return nil, err
+	}
+	return cp, nil
+}
+
+func (cp *ControlPlane) phase(name string, t time.Time) time.Time {
+	if cp.cfg.Progress != nil {
+		cp.cfg.Progress(name, time.Since(t))
+	}
+	return time.Now()
+}
+
+func (cp *ControlPlane) start(ctx context.Context) error {
+	t := time.Now()
+	if err := setupKlog(cp.cfg.logDir()); err != nil {
+		return fmt.Errorf("set up component logs: %w", err)
+	}
+	pc, err := cp.cfg.PKIConfig()
+	if err != nil {
+		return err
+	}
+	if cp.pki, err = EnsurePKI(pc); err != nil {
+		return err
+	}
+	cmKC, schedKC, err := cp.writeComponentKubeconfigs()
+	if err != nil {
+		return err
+	}
+	t = cp.phase("certs", t)
+
+	cp.set(Etcd, "starting", nil)
+	if cp.etcd, err = startEtcd(ctx, cp.cfg, cp.pki.Dir); err != nil {
+		cp.set(Etcd, "failed", err)
+		return err
+	}
+	cp.set(Etcd, "ready", nil)
+	go func() {
+		if err, ok := <-cp.etcd.Err(); ok && err != nil {
+			cp.set(Etcd, "failed", err)
+			cp.errc <- fmt.Errorf("etcd: %w", err)
+		}
+	}()
+	t = cp.phase("etcd", t)
+
+	api := cp.run(APIServer, runAPIServer, FlagList(apiserverFlags(cp.cfg, cp.pki.Dir), nil))
+	if err := cp.waitReady(ctx, api, cp.apiReady); err != nil {
+		return err
+	}
+	t = cp.phase("apiserver ready", t)
+
+	cm := cp.run(ControllerManager, runControllerManager, FlagList(controllerManagerFlags(cp.cfg, cp.pki.Dir, cmKC), nil))
+	sched := cp.run(Scheduler, runScheduler, FlagList(schedulerFlags(schedKC), nil))
+	if err := cp.waitReady(ctx, cm, healthz(cmPort)); err != nil {
+		return err
+	}
+	if err := cp.waitReady(ctx, sched, healthz(schedPort)); err != nil {
+		return err
+	}
+	cp.phase("controllers", t)
+	return nil
+}
+
+// run starts one component in its own goroutine with its own context.
+func (cp *ControlPlane) run(name string, fn func(context.Context, []string) error, args []string) *runner {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runner{name: name, cancel: cancel, done: make(chan struct{})}
+	cp.mu.Lock()
+	cp.comps = append(cp.comps, r)
+	cp.mu.Unlock()
+	cp.set(name, "starting", nil)
+	if cp.cfg.Log != nil {
+		cp.cfg.Log.Info("starting component", "component", name, "args", args)
+	}
+	go func() {
+		defer close(r.done)
+		r.err = fn(ctx, args)
+		if ctx.Err() == nil { // not asked to stop
+			if r.err == nil {
+				r.err = errors.New("exited")
+			}
+			cp.set(name, "failed", r.err)
+			cp.errc <- fmt.Errorf("%s: %w", name, r.err)
+			return
+		}
+		cp.set(name, "stopped", nil)
+	}()
+	return r
+}
+
+// waitReady polls ready until it succeeds, the component dies, or 2 minutes pass.
+func (cp *ControlPlane) waitReady(ctx context.Context, r *runner, ready func(context.Context) error) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	var last error
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		last = ready(pctx)
+		cancel()
+		if last == nil {
+			cp.set(r.name, "ready", nil)
+			return nil
+		}
+		select {
+		case <-r.done:
+			return fmt.Errorf("%s exited during start: %v (see %s)", r.name, r.err, filepath.Join(cp.cfg.logDir(), "kubernetes.log"))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			err := fmt.Errorf("%s not ready after 2 minutes: %v", r.name, last)
+			cp.set(r.name, "failed", err)
+			return err
+		}
+	}
+}
+
+func (cp *ControlPlane) set(name, state string, err error) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	st := ComponentStatus{Name: name, State: state, Since: time.Now()}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	cp.state[name] = st
+}
+
+// Status reports every component, in start order.
+func (cp *ControlPlane) Status() []ComponentStatus {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	var out []ComponentStatus
+	for _, n := range []string{Etcd, APIServer, ControllerManager, Scheduler} {
+		if st, ok := cp.state[n]; ok {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Err delivers a component's failure after Start returned.
+func (cp *ControlPlane) Err() <-chan error { return cp.errc }
+
+// Stop stops the components in reverse start order, then etcd.
+func (cp *ControlPlane) Stop() {
+	cp.mu.Lock()
+	comps := append([]*runner(nil), cp.comps...)
+	cp.mu.Unlock()
+	for i := len(comps) - 1; i >= 0; i-- {
+		r := comps[i]
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(20 * time.Second):
+			if cp.cfg.Log != nil {
+				cp.cfg.Log.Warn("component did not stop in time", "component", r.name)
+			}
+		}
+	}
+	if cp.etcd != nil {
+		cp.etcd.Close()
+		cp.set(Etcd, "stopped", nil)
+	}
+}

@@ -1,0 +1,59 @@
+package embed
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	etcdembed "go.etcd.io/etcd/server/v3/embed"
+)
+
+// etcdServer is etcd hosted in this process, serving mutual TLS on the
+// namespace's loopback only.
+type etcdServer struct {
+	e *etcdembed.Etcd
+}
+
+func startEtcd(ctx context.Context, c Config, pkiDir string) (*etcdServer, error) {
+	p := func(f string) string { return filepath.Join(pkiDir, f) }
+	cfg := etcdembed.NewConfig()
+	cfg.Name = "unetes"
+	cfg.Dir = filepath.Join(c.DataDir, "etcd")
+	client, _ := url.Parse(etcdClientURL)
+	peer, _ := url.Parse(etcdPeerURL)
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	cfg.ListenMetricsUrls = nil
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	tls := transport.TLSInfo{CertFile: p("etcd-server.crt"), KeyFile: p("etcd-server.key"), TrustedCAFile: p("etcd-ca.crt"), ClientCertAuth: true}
+	cfg.ClientTLSInfo, cfg.PeerTLSInfo = tls, tls
+	cfg.Logger = "zap"
+	cfg.LogLevel = "warn"
+	cfg.LogOutputs = []string{filepath.Join(c.logDir(), "etcd.log")}
+	e, err := etcdembed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start etcd on %s: %w (if the data is corrupt or foreign, move it away or run `unetes reset`)", cfg.Dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return &etcdServer{e: e}, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("etcd failed: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, fmt.Errorf("etcd not ready after 60s (see %s)", cfg.LogOutputs[0])
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// Err reports a failure of the running server.
+func (s *etcdServer) Err() <-chan error { return s.e.Err() }
+
+// Close stops etcd and waits for it.
+func (s *etcdServer) Close() { s.e.Close() }

@@ -1,0 +1,87 @@
+package embed
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// apiReady asks the apiserver's /readyz as the admin.
+func (cp *ControlPlane) apiReady(ctx context.Context) error {
+	c, err := AdminClient(cp.pki)
+	if err != nil {
+		return err
+	}
+	return get(ctx, c, "https://127.0.0.1:"+strconv.Itoa(cp.cfg.APIPort)+"/readyz")
+}
+
+// healthz probes a component's secure port (its serving certificate is
+// self-signed in memory; /healthz needs no credentials).
+func healthz(port int) func(context.Context) error {
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	return func(ctx context.Context) error {
+		return get(ctx, c, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz")
+	}
+}
+
+func get(ctx context.Context, c *http.Client, url string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, b)
+	}
+	return nil
+}
+
+// AdminClient is an HTTPS client with the admin certificate, trusting the cluster CA.
+func AdminClient(p *PKI) (*http.Client, error) {
+	pair, err := tls.LoadX509KeyPair(p.Path("admin.crt"), p.Path("admin.key"))
+	if err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(p.Path("ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool}}}, nil
+}
+
+// writeComponentKubeconfigs writes the controller-manager's and scheduler's
+// kubeconfigs (their own client certificates) into the state dir.
+func (cp *ControlPlane) writeComponentKubeconfigs() (cm, sched string, err error) {
+	server := "https://127.0.0.1:" + strconv.Itoa(cp.cfg.APIPort)
+	ca, err := os.ReadFile(cp.pki.Path("ca.crt"))
+	if err != nil {
+		return "", "", err
+	}
+	out := map[string]string{}
+	for _, n := range []string{ControllerManager, Scheduler} {
+		crt, err := os.ReadFile(cp.pki.Path(n + ".crt"))
+		if err != nil {
+			return "", "", err
+		}
+		key, err := os.ReadFile(cp.pki.Path(n + ".key"))
+		if err != nil {
+			return "", "", err
+		}
+		path := filepath.Join(cp.cfg.StateDir, n+".kubeconfig")
+		if err := os.WriteFile(path, Kubeconfig(n, server, ca, crt, key), 0o600); err != nil {
+			return "", "", fmt.Errorf("write %s: %w", path, err)
+		}
+		out[n] = path
+	}
+	return out[ControllerManager], out[Scheduler], nil
+}
