@@ -47,15 +47,20 @@ type runner struct {
 	err    error
 }
 
+// New returns a control plane that is not started; Status works at once.
+func New(cfg Config) *ControlPlane {
+	return &ControlPlane{cfg: cfg, errc: make(chan error, 4), state: map[string]ComponentStatus{}}
+}
+
 // Start runs the control plane; it returns once every component is ready,
-// or the first failure. Failures after that arrive on Err.
-func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
-	cp := &ControlPlane{cfg: cfg, errc: make(chan error, 4), state: map[string]ComponentStatus{}}
+// or the first failure (after stopping what had started). Failures after
+// that arrive on Err.
+func (cp *ControlPlane) Start(ctx context.Context) error {
 	if err := cp.start(ctx); err != nil {
 		cp.Stop()
-		return nil, err
+		return err
 	}
-	return cp, nil
+	return nil
 }
 
 func (cp *ControlPlane) phase(name string, t time.Time) time.Time {
@@ -119,6 +124,10 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 func (cp *ControlPlane) run(name string, fn func(context.Context, []string) error, args []string) *runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{name: name, cancel: cancel, done: make(chan struct{})}
+	ctx, logf, err := componentLogger(ctx, cp.cfg.logDir(), name)
+	if err != nil && cp.cfg.Log != nil {
+		cp.cfg.Log.Warn("component logs to kubernetes.log only", "component", name, "err", err)
+	}
 	cp.mu.Lock()
 	cp.comps = append(cp.comps, r)
 	cp.mu.Unlock()
@@ -128,6 +137,9 @@ func (cp *ControlPlane) run(name string, fn func(context.Context, []string) erro
 	}
 	go func() {
 		defer close(r.done)
+		if logf != nil {
+			defer logf.Close()
+		}
 		r.err = fn(ctx, args)
 		if ctx.Err() == nil { // not asked to stop
 			if r.err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -33,6 +34,11 @@ func startEtcd(ctx context.Context, c Config, pkiDir string) (*etcdServer, error
 	cfg.Logger = "zap"
 	cfg.LogLevel = "warn"
 	cfg.LogOutputs = []string{filepath.Join(c.logDir(), "etcd.log")}
+	// Create the log owner-only before etcd opens it (it would use 0644).
+	if f, err := os.OpenFile(cfg.LogOutputs[0], os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		f.Chmod(0o600)
+		f.Close()
+	}
 	e, err := etcdembed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start etcd on %s: %w (if the data is corrupt or foreign, move it away or run `unetes reset`)", cfg.Dir, err)

@@ -1,20 +1,25 @@
 package embed
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/textlogger"
 )
 
 var logOnce sync.Once
 
 // setupKlog points the process-wide klog at <logs>/kubernetes.log, once,
-// before any component starts. Components log there (klog is global to the
-// process); etcd has its own file.
+// before any component starts. Each component also gets its own contextual
+// logger (componentLogger), so what it logs through its context goes to
+// <logs>/<component>.log; what it logs through the global klog functions still
+// lands in kubernetes.log, because klog is one per process. etcd has its own file.
 func setupKlog(logDir string) error {
 	var err error
 	logOnce.Do(func() {
@@ -37,4 +42,14 @@ func setupKlog(logDir string) error {
 		klog.SetOutput(f)
 	})
 	return err
+}
+
+// componentLogger returns ctx carrying a logger that writes to <logs>/<name>.log.
+func componentLogger(ctx context.Context, logDir, name string) (context.Context, io.Closer, error) {
+	f, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return ctx, nil, fmt.Errorf("open %s log: %w", name, err)
+	}
+	l := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(f), textlogger.Verbosity(1)))
+	return klog.NewContext(ctx, l), f, nil
 }

@@ -31,7 +31,7 @@ func TestControlPlane(t *testing.T) {
 	name := newName()
 	port := strconv.Itoa(freePort(t, "tcp"))
 	in := launch(t, u, name, []string{"--api-port", port})
-	for _, phase := range []string{"certs", "apiserver ready", "controllers ready", "export KUBECONFIG="} {
+	for _, phase := range []string{"certs", "etcd", "apiserver ready", "controllers ready", "export KUBECONFIG="} {
 		if !strings.Contains(in.out.String(), phase) {
 			t.Errorf("run output lacks %q:\n%s", phase, in.out.String())
 		}
@@ -59,8 +59,10 @@ func TestControlPlane(t *testing.T) {
 			t.Errorf("status does not report %s ready:\n%s", c, out)
 		}
 	}
-	if out, _, code := u.unetes(t, "", "logs", "--name", name, "etcd"); code != 0 || out == "" {
-		t.Errorf("logs etcd: code %d, %d bytes", code, len(out))
+	for _, c := range []string{"etcd", "apiserver", "controller-manager", "scheduler"} {
+		if out, _, code := u.unetes(t, "", "logs", "--name", name, c); code != 0 || out == "" {
+			t.Errorf("logs %s: code %d, %d bytes", c, code, len(out))
+		}
 	}
 
 	// Objects survive stop and run.

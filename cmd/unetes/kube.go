@@ -55,6 +55,12 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	if err := fwd.Expose(ctx, api); err != nil {
 		return "", fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
 	}
+	if err := poll(ctx, inst, 3*time.Minute, "etcd", func(ctx context.Context) error {
+		return componentReady(ctx, cfg.paths.StateDir, embed.Etcd)
+	}); err != nil {
+		return "", err
+	}
+	t = since(progress, "etcd", t)
 	client, err := embed.AdminClient(pki)
 	if err != nil {
 		return "", err
@@ -157,4 +163,20 @@ func componentsReady(ctx context.Context, stateDir string) error {
 		return fmt.Errorf("%d of 4 components ready", ready)
 	}
 	return nil
+}
+
+func componentReady(ctx context.Context, stateDir, name string) error {
+	sts, err := fetchComponents(ctx, stateDir)
+	if err != nil {
+		return err
+	}
+	for _, s := range sts {
+		if s.Name == name && s.State == "ready" {
+			return nil
+		}
+		if s.State == "failed" {
+			return fmt.Errorf("%s failed: %s", s.Name, s.Error)
+		}
+	}
+	return fmt.Errorf("%s not ready", name)
 }

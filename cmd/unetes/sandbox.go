@@ -58,14 +58,10 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	if a.kubernetes {
 		cfg := embed.DefaultConfig(a.dataDir, a.stateDir, net.ParseIP(a.nodeIP), log.With("component", "controlplane"))
 		cfg.Progress = func(phase string, took time.Duration) { log.Info("control plane phase", "phase", phase, "took", took) }
-		status := serveStatus(a.stateDir, func() any {
-			if cp == nil {
-				return []embed.ComponentStatus{{Name: "control plane", State: "starting"}}
-			}
-			return cp.Status()
-		})
+		cp = embed.New(cfg)
+		status := serveStatus(a.stateDir, func() any { return cp.Status() })
 		defer status.Close()
-		if cp, err = embed.Start(ctx, cfg); err != nil {
+		if err = cp.Start(ctx); err != nil {
 			log.Error("control plane failed to start", "err", err)
 			fmt.Fprintf(stderr, "unetes sandbox: control plane: %v\n", err)
 			return 1
