@@ -1,6 +1,6 @@
 # unetes — build, run, test, bench.
 #
-#   make run     install missing host packages (as root), build, run `unetes run` in the foreground
+#   make run     install missing host packages (as root), build, run `unetes run` (Kubernetes) in the foreground
 #   make test    one-time host setup (as root), unit tests, then the end-to-end suite as an unprivileged user
 #   make bench   the benchmark table (NAT throughput against host loopback, slirp4netns and pasta)
 
@@ -30,15 +30,17 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/unetes
 
 run: deps build
-	./$(BIN) run --no-kubernetes
+	./$(BIN) run
 
 test: setup build unit e2e
 
+# Tests build with the same flags as `build` (-trimpath) so they reuse its
+# compiled Kubernetes packages instead of compiling them a second time.
 unit:
-	CGO_ENABLED=0 $(GO) test -count=1 ./cmd/... ./netstack/... ./nsinit/... ./hostfwd/... ./embed/...
+	CGO_ENABLED=0 $(GO) test -trimpath -count=1 ./cmd/... ./netstack/... ./nsinit/... ./hostfwd/... ./embed/...
 
 e2e:
-	CGO_ENABLED=0 $(GO) test -count=1 -v -timeout 30m ./testing/ -unetes-bin=$(CURDIR)/$(BIN) -test-user=$(TEST_USER) -nosubid-user=$(NOSUBID_USER)
+	CGO_ENABLED=0 $(GO) test -trimpath -count=1 -v -timeout 30m ./testing/ -unetes-bin=$(CURDIR)/$(BIN) -test-user=$(TEST_USER) -nosubid-user=$(NOSUBID_USER)
 
 bench: setup build
 	CGO_ENABLED=0 $(GO) run ./testing/benchtable -unetes-bin=$(CURDIR)/$(BIN) -test-user=$(TEST_USER)

@@ -113,3 +113,29 @@ func TestResetNeedsConfirmation(t *testing.T) {
 		t.Fatal("unconfirmed reset stopped the instance")
 	}
 }
+
+func TestForeignDataDirRefusedAndKept(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	name := newName()
+	pki := filepath.Join(u.home, ".local/share/unetes", name, "pki")
+	if err := os.MkdirAll(pki, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.crt", "ca.key"} {
+		if err := os.WriteFile(filepath.Join(pki, f), []byte("not ours\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Getuid() == 0 {
+		for _, p := range []string{filepath.Join(u.home, ".local"), filepath.Join(u.home, ".local/share"), filepath.Join(u.home, ".local/share/unetes"), filepath.Dir(pki), pki, filepath.Join(pki, "ca.crt"), filepath.Join(pki, "ca.key")} {
+			os.Chown(p, u.uid, u.gid)
+		}
+	}
+	_, errOut, code := u.unetes(t, "", "run", "--name", name, "--api-port", strconv.Itoa(freePort(t, "tcp")))
+	if code == 0 || !strings.Contains(errOut, "corrupt or foreign") {
+		t.Fatalf("run on a foreign data dir: code %d err %q", code, errOut)
+	}
+	if b, _ := os.ReadFile(filepath.Join(pki, "ca.crt")); string(b) != "not ours\n" {
+		t.Fatal("the foreign CA was changed")
+	}
+}

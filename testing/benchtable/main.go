@@ -48,6 +48,9 @@ func main() {
 	fmt.Printf("\nForward throughput, host 127.0.0.1 -> iperf3 server inside the namespace, same run\n\n")
 	printTable(b.forwardRows(loop), "socat + unetes exec")
 	fmt.Println("\nupload = host client -> server inside, download = server inside -> host client (-R); CPU = the unetes run process.")
+
+	fmt.Printf("\nKubernetes control plane (etcd, apiserver, controller-manager, scheduler), same run\n\n")
+	b.kubeRows()
 }
 
 func printTable(rows []result, refName string) {
