@@ -7,14 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
-	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
@@ -116,97 +112,6 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	return 0
-}
-
-func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer cancel()
-	log := newLogger(stderr, "parent", debug)
-	driver := netstack.NewParentDriver(cfg.net, log.With("component", "netstack"))
-	var fwd *hostfwd.Manager
-	newPorts := func(stateDir string) (port.ParentDriver, error) {
-		m, err := hostfwd.New(hostfwd.Config{StateDir: stateDir, DataDir: cfg.paths.DataDir, PreserveSourceIP: true}, log.With("component", "hostfwd"))
-		fwd = m
-		return m, err
-	}
-	fmt.Fprintf(stdout, "unetes: starting instance %q (state %s)\n", cfg.name, cfg.paths.StateDir)
-	start := time.Now()
-	progress := func(phase string, took time.Duration) {
-		fmt.Fprintf(stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
-	}
-	childArgs := []string{"_child", "--state-dir", cfg.paths.StateDir}
-	var pki *embed.PKI
-	if cfg.kubernetes {
-		if err := checkAPIPort(cfg.apiPort); err != nil {
-			return err
-		}
-		var err error
-		if pki, err = prepareCerts(cfg); err != nil {
-			return err
-		}
-		progress("certs", time.Since(start))
-		childArgs = append(childArgs, "--kubernetes", "--data-dir", cfg.paths.DataDir)
-	}
-	inst, err := nsinit.Start(ctx, nsinit.Config{
-		Name:      cfg.name,
-		Paths:     cfg.paths,
-		User:      cfg.user,
-		ChildArgs: childArgs,
-		Network:   driver,
-		Ports:     newPorts,
-		Ready:     func(ctx context.Context) error { return waitSandbox(ctx, driver, cfg.paths.StateDir) },
-		Progress:  progress,
-		Log:       log,
-	})
-	if err != nil {
-		return err
-	}
-	defer fwd.Close()
-	warnings, err := fwd.Restore(ctx, cfg.publish)
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "unetes: warning: %v\n", w)
-	}
-	if err != nil {
-		inst.Stop(10 * time.Second)
-		return err
-	}
-	stopReq := make(chan struct{}, 1)
-	api, err := serveAPI(cfg, inst, driver, fwd, stopReq)
-	if err != nil {
-		inst.Stop(10 * time.Second)
-		return err
-	}
-	defer api.Close()
-	if sts, _ := fwd.ListPorts(ctx); len(sts) > 0 {
-		fmt.Fprintf(stdout, "unetes: forwarding %s\n", describeForwards(sts))
-	}
-	kubeconfig := ""
-	if cfg.kubernetes {
-		if kubeconfig, err = bringUpKubernetes(ctx, cfg, inst, fwd, pki, progress); err != nil {
-			inst.Stop(15 * time.Second)
-			return fmt.Errorf("%w (see `unetes logs --name %s child` and `... kubernetes`)", err, cfg.name)
-		}
-	}
-	loop := "closed"
-	if cfg.net.AllowHostLoopback {
-		loop = "open (--allow-host-loopback)"
-	}
-	fmt.Fprintf(stdout, "unetes: instance %q ready in %.2fs: %s/%d via %s, DNS %s, MTU %d, host loopback %s\n",
-		cfg.name, time.Since(start).Seconds(), cfg.net.Guest, cfg.net.Subnet.Bits(), cfg.net.Gateway, cfg.net.DNS, cfg.net.MTU, loop)
-	if kubeconfig != "" {
-		fmt.Fprintf(stdout, "unetes: Kubernetes API at https://127.0.0.1:%d; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiPort, kubeconfig, cfg.name)
-	}
-	fmt.Fprintf(stdout, "unetes: try `unetes exec --name %s -- ip addr`; stop with Ctrl-C or `unetes stop --name %s`\n", cfg.name, cfg.name)
-	select {
-	case <-ctx.Done():
-	case <-stopReq:
-	case <-inst.Done():
-		return fmt.Errorf("instance exited unexpectedly: %v (see %s)", inst.Wait(), filepath.Join(cfg.paths.StateDir, "logs", "child.log"))
-	}
-	fmt.Fprintf(stdout, "unetes: stopping instance %q\n", cfg.name)
-	err = inst.Stop(15 * time.Second)
-	fmt.Fprintf(stdout, "unetes: instance %q stopped\n", cfg.name)
-	return err
 }
 
 // waitSandbox returns when the NAT runs and the process inside answers.

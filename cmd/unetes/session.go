@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
+	"github.com/unetes/unetes/embed"
+	"github.com/unetes/unetes/hostfwd"
+	"github.com/unetes/unetes/netstack"
+	"github.com/unetes/unetes/nsinit"
+)
+
+// session is one `unetes run`, from start to stop, in named steps.
+type session struct {
+	cfg            runConfig
+	stdout, stderr io.Writer
+	log            *slog.Logger
+	start          time.Time
+
+	driver *netstack.ParentDriver
+	fwd    *hostfwd.Manager
+	pki    *embed.PKI
+	inst   *nsinit.Instance
+}
+
+func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer cancel()
+	s := &session{cfg: cfg, stdout: stdout, stderr: stderr, log: newLogger(stderr, "parent", debug), start: time.Now()}
+	fmt.Fprintf(stdout, "unetes: starting instance %q (state %s)\n", cfg.name, cfg.paths.StateDir)
+	if err := s.startSandbox(ctx); err != nil {
+		return err
+	}
+	defer s.fwd.Close()
+	stopReq := make(chan struct{}, 1)
+	api, kubeconfig, err := s.bringUp(ctx, stopReq)
+	if err != nil {
+		s.inst.Stop(15 * time.Second)
+		return err
+	}
+	defer api.Close()
+	s.printReady(kubeconfig)
+	return s.serveUntilStopped(ctx, stopReq)
+}
+
+func (s *session) progress(phase string, took time.Duration) {
+	fmt.Fprintf(s.stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
+}
+
+// startSandbox prepares certificates when Kubernetes runs, then creates the
+// namespaces with the NAT and the port driver.
+func (s *session) startSandbox(ctx context.Context) error {
+	cfg := s.cfg
+	s.driver = netstack.NewParentDriver(cfg.net, s.log.With("component", "netstack"))
+	childArgs := []string{"_child", "--state-dir", cfg.paths.StateDir}
+	if cfg.kubernetes {
+		if err := checkAPIPort(cfg.apiPort); err != nil {
+			return err
+		}
+		var err error
+		if s.pki, err = prepareCerts(cfg); err != nil {
+			return err
+		}
+		s.progress("certs", time.Since(s.start))
+		childArgs = append(childArgs, "--kubernetes", "--data-dir", cfg.paths.DataDir)
+	}
+	newPorts := func(stateDir string) (port.ParentDriver, error) {
+		m, err := hostfwd.New(hostfwd.Config{StateDir: stateDir, DataDir: cfg.paths.DataDir, PreserveSourceIP: true}, s.log.With("component", "hostfwd"))
+		s.fwd = m
+		return m, err
+	}
+	inst, err := nsinit.Start(ctx, nsinit.Config{
+		Name:      cfg.name,
+		Paths:     cfg.paths,
+		User:      cfg.user,
+		ChildArgs: childArgs,
+		Network:   s.driver,
+		Ports:     newPorts,
+		Ready:     func(ctx context.Context) error { return waitSandbox(ctx, s.driver, cfg.paths.StateDir) },
+		Progress:  s.progress,
+		Log:       s.log,
+	})
+	s.inst = inst
+	return err
+}
+
+// bringUp restores the forwards, opens the API socket and, with Kubernetes,
+// waits for the control plane and writes the kubeconfig.
+func (s *session) bringUp(ctx context.Context, stopReq chan<- struct{}) (io.Closer, string, error) {
+	warnings, err := s.fwd.Restore(ctx, s.cfg.publish)
+	for _, w := range warnings {
+		fmt.Fprintf(s.stderr, "unetes: warning: %v\n", w)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	api, err := serveAPI(s.cfg, s.inst, s.driver, s.fwd, stopReq)
+	if err != nil {
+		return nil, "", err
+	}
+	if sts, _ := s.fwd.ListPorts(ctx); len(sts) > 0 {
+		fmt.Fprintf(s.stdout, "unetes: forwarding %s\n", describeForwards(sts))
+	}
+	if !s.cfg.kubernetes {
+		return api, "", nil
+	}
+	kubeconfig, err := bringUpKubernetes(ctx, s.cfg, s.inst, s.fwd, s.pki, s.progress)
+	if err != nil {
+		api.Close()
+		return nil, "", fmt.Errorf("%w (see `unetes logs --name %s child` and `... kubernetes`)", err, s.cfg.name)
+	}
+	return api, kubeconfig, nil
+}
+
+func (s *session) printReady(kubeconfig string) {
+	cfg := s.cfg
+	loop := "closed"
+	if cfg.net.AllowHostLoopback {
+		loop = "open (--allow-host-loopback)"
+	}
+	fmt.Fprintf(s.stdout, "unetes: instance %q ready in %.2fs: %s/%d via %s, DNS %s, MTU %d, host loopback %s\n",
+		cfg.name, time.Since(s.start).Seconds(), cfg.net.Guest, cfg.net.Subnet.Bits(), cfg.net.Gateway, cfg.net.DNS, cfg.net.MTU, loop)
+	if kubeconfig != "" {
+		fmt.Fprintf(s.stdout, "unetes: Kubernetes API at https://127.0.0.1:%d; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiPort, kubeconfig, cfg.name)
+	}
+	fmt.Fprintf(s.stdout, "unetes: try `unetes exec --name %s -- ip addr`; stop with Ctrl-C or `unetes stop --name %s`\n", cfg.name, cfg.name)
+}
+
+// serveUntilStopped waits for a signal, `unetes stop`, or the instance's end.
+func (s *session) serveUntilStopped(ctx context.Context, stopReq <-chan struct{}) error {
+	select {
+	case <-ctx.Done():
+	case <-stopReq:
+	case <-s.inst.Done():
+		return fmt.Errorf("instance exited unexpectedly: %v (see %s)", s.inst.Wait(), filepath.Join(s.cfg.paths.StateDir, "logs", "child.log"))
+	}
+	fmt.Fprintf(s.stdout, "unetes: stopping instance %q\n", s.cfg.name)
+	err := s.inst.Stop(15 * time.Second)
+	fmt.Fprintf(s.stdout, "unetes: instance %q stopped\n", s.cfg.name)
+	return err
+}
