@@ -106,9 +106,13 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 
 // apiClient talks to a running instance's API socket.
 func apiClient(stateDir string) *http.Client {
-	sock := filepath.Join(stateDir, apiSocketName)
+	return unixClient(filepath.Join(stateDir, apiSocketName), 10*time.Second)
+}
+
+// unixClient is an HTTP client whose every request goes to the unix socket sock.
+func unixClient(sock string, timeout time.Duration) *http.Client {
 	return &http.Client{
-		Timeout: 10 * time.Second,
+		Timeout: timeout,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)

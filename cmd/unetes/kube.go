@@ -130,11 +130,7 @@ func httpOK(ctx context.Context, c *http.Client, url string) error {
 
 // fetchComponents asks the sandbox for its components' states.
 func fetchComponents(ctx context.Context, stateDir string) ([]embed.ComponentStatus, error) {
-	sock := filepath.Join(stateDir, sandboxSocketName)
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
+	c := unixClient(filepath.Join(stateDir, sandboxSocketName), 0)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://sandbox/components", nil)
 	resp, err := c.Do(req)
 	if err != nil {
