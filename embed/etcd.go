@@ -2,12 +2,14 @@ package embed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	etcdembed "go.etcd.io/etcd/server/v3/embed"
 )
@@ -18,8 +20,25 @@ type etcdServer struct {
 	e *etcdembed.Etcd
 }
 
+// checkEtcdData opens an existing etcd database read-only first: etcd itself
+// panics, in a goroutine nobody can recover, on a damaged one.
+func checkEtcdData(dir string) error {
+	db := filepath.Join(dir, "member", "snap", "db")
+	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	b, err := bolt.Open(db, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return fmt.Errorf("the etcd database %s is corrupt or foreign (%v): move %s away to keep it, or run `unetes reset` to start over; nothing was changed", db, err, dir)
+	}
+	return b.Close()
+}
+
 func startEtcd(ctx context.Context, c Config, pkiDir string) (*etcdServer, error) {
 	p := func(f string) string { return filepath.Join(pkiDir, f) }
+	if err := checkEtcdData(filepath.Join(c.DataDir, "etcd")); err != nil {
+		return nil, err
+	}
 	cfg := etcdembed.NewConfig()
 	cfg.Name = "unetes"
 	cfg.Dir = filepath.Join(c.DataDir, "etcd")

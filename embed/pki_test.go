@@ -149,3 +149,21 @@ func TestKubeconfig(t *testing.T) {
 		}
 	}
 }
+
+func TestCorruptEtcdDataRefusedAndKept(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "member", "snap", "db")
+	os.MkdirAll(filepath.Dir(db), 0o700)
+	garbage := []byte(strings.Repeat("not a bolt database ", 300))
+	os.WriteFile(db, garbage, 0o600)
+	err := checkEtcdData(dir)
+	if err == nil || !strings.Contains(err.Error(), "corrupt or foreign") || !strings.Contains(err.Error(), "unetes reset") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(db); string(b) != string(garbage) {
+		t.Fatal("the database was changed")
+	}
+	if err := checkEtcdData(t.TempDir()); err != nil {
+		t.Fatalf("fresh dir: %v", err)
+	}
+}

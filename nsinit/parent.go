@@ -401,3 +401,19 @@ func clearStale(dir string) error {
 	}
 	return nil
 }
+
+// ChildError returns the last error line the processes inside logged
+// ("unetes …:" or "panic: …"), prefixed for appending to an error, or "".
+func (i *Instance) ChildError() string {
+	b, _ := os.ReadFile(filepath.Join(i.cfg.Paths.StateDir, "logs", "child.log"))
+	last := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "unetes sandbox: ") || strings.HasPrefix(l, "panic: ") {
+			last = l
+		}
+	}
+	if last == "" {
+		return ""
+	}
+	return "\n  " + last
+}

@@ -103,7 +103,7 @@ func poll(ctx context.Context, inst *nsinit.Instance, d time.Duration, what stri
 		}
 		select {
 		case <-inst.Done():
-			return fmt.Errorf("the instance exited while waiting for %s: %v", what, inst.Wait())
+			return fmt.Errorf("the instance exited while waiting for %s: %v%s", what, inst.Wait(), inst.ChildError())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
