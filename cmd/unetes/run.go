@@ -78,8 +78,8 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
 	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")
 	fs.BoolVar(&a.debug, "debug", false, "log every NAT decision")
-	fs.Var(&a.publish, "publish", "forward a host port at start, [IP:]HOSTPORT:PORT[/tcp|/udp] (repeatable; saved like `unetes forward`)")
-	fs.Var(&a.publish, "p", "short for --publish")
+	fs.Var(&a.publish, "publish", "forward a host port at start; `SPEC` is [IP:]HOSTPORT:PORT[/tcp|/udp] (repeatable, saved like other forwards)")
+	fs.Var(&a.publish, "p", "short for --publish `SPEC`")
 	fs.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run process (NAT included) to FILE")
 	if err := fs.Parse(args); err != nil {
 		return 2
