@@ -51,7 +51,8 @@ func launch(t *testing.T, u *testUser, name string, extra []string) *instance {
 	go func() { in.cmd.Wait(); close(in.done) }()
 	t.Cleanup(in.stop)
 	deadline := time.After(4 * time.Minute)
-	for !strings.Contains(in.out.String(), "ready in") {
+	// The ready message ends with the "stop with Ctrl-C" line; wait for all of it.
+	for !strings.Contains(in.out.String(), "stop with Ctrl-C") {
 		select {
 		case <-in.done:
 			t.Fatalf("unetes run exited before ready:\n%s", in.out.String())
