@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -36,8 +37,9 @@ type Stack struct {
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex
-	conns map[io.Closer]struct{} // live flows, closed by Close
+	conns map[io.Closer]struct{} // both ends of live flows, closed by Close
 	done  bool
+	flows atomic.Int64 // live TCP and UDP flows (one per guest connection)
 }
 
 // New attaches a gVisor stack to linkFD, which carries ethernet frames (a TAP
@@ -142,13 +144,8 @@ func (st *Stack) untrack(c io.Closer) {
 	st.mu.Unlock()
 }
 
-// Stats reports counters useful for `unetes status`.
-func (st *Stack) Stats() (tcpFlows, forwardDrops uint64) {
-	st.mu.Lock()
-	n := uint64(len(st.conns))
-	st.mu.Unlock()
-	return n, st.s.Stats().TCP.ForwardMaxInFlightDrop.Value()
-}
+// OpenFlows is the number of TCP and UDP flows being relayed now.
+func (st *Stack) OpenFlows() int64 { return st.flows.Load() }
 
 // Close ends every flow, stops the stack and waits for all goroutines.
 func (st *Stack) Close() error {

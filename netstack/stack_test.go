@@ -26,9 +26,10 @@ import (
 // testNet is the NAT on one end of a socketpair and a guest stack (playing the
 // namespace's kernel) on the other.
 type testNet struct {
-	nat   *Stack
-	guest *stack.Stack
-	fds   [2]int
+	nat       *Stack
+	guest     *stack.Stack
+	guestLink stack.LinkEndpoint
+	fds       [2]int
 }
 
 func newTestNet(t *testing.T, cfg Config) *testNet {
@@ -69,7 +70,7 @@ func buildTestNet(t *testing.T, cfg Config) *testNet {
 	g.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
 		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(cfg.Guest.As4()), PrefixLen: 24}}, stack.AddressProperties{})
 	g.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: 1}})
-	tn.guest = g
+	tn.guest, tn.guestLink = g, link
 	return tn
 }
 
@@ -77,6 +78,10 @@ func (tn *testNet) close() {
 	tn.nat.Close()
 	tn.guest.Close()
 	tn.guest.Wait()
+	// The link's reader must be gone before its fd number can be reused by
+	// the next test's socketpair, or it would steal that pair's frames.
+	tn.guestLink.Attach(nil)
+	tn.guestLink.Wait()
 	unix.Close(tn.fds[0])
 	unix.Close(tn.fds[1])
 }
@@ -201,5 +206,36 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before+2 {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("goroutines %d before, %d after 3 start/stop cycles:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestOpenFlowsCountsEachFlowOnce(t *testing.T) {
+	srv := echoListener(t)
+	cfg := testConfig(t, true, fakeUpstream(t, false))
+	tn := newTestNet(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var conns []*gonet.TCPConn
+	for i := 0; i < 3; i++ {
+		c, err := tn.dialTCP(ctx, gatewayPort(cfg, srv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("x"))
+		bufio.NewReader(c).ReadByte() // the relay is up once the echo is back
+		conns = append(conns, c)
+	}
+	if n := tn.nat.OpenFlows(); n != 3 {
+		t.Fatalf("OpenFlows = %d with 3 connections, want 3", n)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for tn.nat.OpenFlows() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := tn.nat.OpenFlows(); n != 0 {
+		t.Fatalf("OpenFlows = %d after closing, want 0", n)
 	}
 }

@@ -60,6 +60,8 @@ func (st *Stack) relayTCP(guest *gonet.TCPConn, host net.Conn) {
 	st.track(host)
 	st.wg.Add(1)
 	defer st.wg.Done()
+	st.flows.Add(1)
+	defer st.flows.Add(-1)
 	done := make(chan struct{})
 	go func() {
 		copyHalf(host, guest)

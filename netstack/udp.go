@@ -50,8 +50,10 @@ func (st *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 		return true
 	}
 	st.wg.Add(1)
+	st.flows.Add(1)
 	go func() {
 		defer st.wg.Done()
+		defer st.flows.Add(-1)
 		defer st.untrack(guest)
 		defer guest.Close()
 		if verdict == ServeDNS {

@@ -40,7 +40,7 @@ type statusResponse struct {
 		MTU               int    `json:"mtu"`
 		AllowHostLoopback bool   `json:"allowHostLoopback"`
 		Upstreams         int    `json:"dnsUpstreams"`
-		OpenFlows         uint64 `json:"openFlows"`
+		OpenFlows         int64  `json:"openFlows"`
 	} `json:"network"`
 	Forwards   []string                `json:"forwards"`
 	Kubernetes bool                    `json:"kubernetes"`
@@ -73,7 +73,7 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		s.Network.Guest, s.Network.Gateway, s.Network.DNS = cfg.net.Guest.String(), cfg.net.Gateway.String(), cfg.net.DNS.String()
 		s.Network.MTU, s.Network.AllowHostLoopback, s.Network.Upstreams = cfg.net.MTU, cfg.net.AllowHostLoopback, len(cfg.net.DNSUpstreams)
 		if st := d.Stack(); st != nil {
-			s.Network.OpenFlows, _ = st.Stats()
+			s.Network.OpenFlows = st.OpenFlows()
 		}
 		sts, _ := fwd.ListPorts(r.Context())
 		for _, st := range sts {
