@@ -63,25 +63,17 @@ func AdminClient(p *PKI) (*http.Client, error) {
 // kubeconfigs (their own client certificates) into the state dir.
 func (cp *ControlPlane) writeComponentKubeconfigs() (cm, sched string, err error) {
 	server := "https://127.0.0.1:" + strconv.Itoa(cp.cfg.APIPort)
-	ca, err := os.ReadFile(cp.pki.Path("ca.crt"))
-	if err != nil {
-		return "", "", err
-	}
-	out := map[string]string{}
+	paths := map[string]string{}
 	for _, n := range []string{ControllerManager, Scheduler} {
-		crt, err := os.ReadFile(cp.pki.Path(n + ".crt"))
-		if err != nil {
-			return "", "", err
-		}
-		key, err := os.ReadFile(cp.pki.Path(n + ".key"))
+		b, err := cp.pki.KubeconfigFor(n, n, server)
 		if err != nil {
 			return "", "", err
 		}
 		path := filepath.Join(cp.cfg.StateDir, n+".kubeconfig")
-		if err := os.WriteFile(path, Kubeconfig(n, server, ca, crt, key), 0o600); err != nil {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
 			return "", "", fmt.Errorf("write %s: %w", path, err)
 		}
-		out[n] = path
+		paths[n] = path
 	}
-	return out[ControllerManager], out[Scheduler], nil
+	return paths[ControllerManager], paths[Scheduler], nil
 }

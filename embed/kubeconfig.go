@@ -35,21 +35,31 @@ current-context: %[1]s
 	return []byte(s.String())
 }
 
-// WriteAdminKubeconfig writes the admin kubeconfig of p to path, mode 0600.
-func WriteAdminKubeconfig(p *PKI, name, server, path string) error {
+// KubeconfigFor renders a kubeconfig for the PKI identity user ("admin",
+// "scheduler", …), named name, talking to server.
+func (p *PKI) KubeconfigFor(user, name, server string) ([]byte, error) {
 	var parts [3][]byte
-	for i, f := range []string{"ca.crt", "admin.crt", "admin.key"} {
+	for i, f := range []string{"ca.crt", user + ".crt", user + ".key"} {
 		b, err := os.ReadFile(p.Path(f))
 		if err != nil {
-			return fmt.Errorf("kubeconfig: %w", err)
+			return nil, fmt.Errorf("kubeconfig for %s: %w", user, err)
 		}
 		parts[i] = b
+	}
+	return Kubeconfig(name, server, parts[0], parts[1], parts[2]), nil
+}
+
+// WriteAdminKubeconfig writes the admin kubeconfig of p to path, mode 0600.
+func WriteAdminKubeconfig(p *PKI, name, server, path string) error {
+	b, err := p.KubeconfigFor("admin", "unetes-"+name, server)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, Kubeconfig("unetes-"+name, server, parts[0], parts[1], parts[2]), 0o600); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	return os.Rename(tmp, path)

@@ -82,12 +82,9 @@ func (m *Manager) AddPort(ctx context.Context, p port.Spec) (*port.Status, error
 func (m *Manager) Add(ctx context.Context, s Spec) (*port.Status, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur, ok := m.active(ctx, s.Key()); ok {
-		return nil, fmt.Errorf("%w: %s already forwards to port %d: remove it first (unetes forward --remove %s)", ErrDuplicate, s.Key(), cur.Spec.ChildPort, s.Key())
-	}
-	st, err := m.drv.AddPort(ctx, s.rkSpec())
+	st, err := m.startLocked(ctx, s)
 	if err != nil {
-		return nil, explainListen(s, err)
+		return nil, err
 	}
 	next := withSpec(m.saved, s)
 	if err := save(m.path, next); err != nil {
@@ -219,11 +216,18 @@ func (m *Manager) Close() error {
 func (m *Manager) Expose(ctx context.Context, s Spec) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.active(ctx, s.Key()); ok {
-		return fmt.Errorf("%w: %s", ErrDuplicate, s.Key())
+	_, err := m.startLocked(ctx, s)
+	return err
+}
+
+// startLocked starts s unless its host side is taken by another forward.
+func (m *Manager) startLocked(ctx context.Context, s Spec) (*port.Status, error) {
+	if cur, ok := m.active(ctx, s.Key()); ok {
+		return nil, fmt.Errorf("%w: %s already forwards to port %d: remove it first (unetes forward --remove %s)", ErrDuplicate, s.Key(), cur.Spec.ChildPort, s.Key())
 	}
-	if _, err := m.drv.AddPort(ctx, s.rkSpec()); err != nil {
-		return explainListen(s, err)
+	st, err := m.drv.AddPort(ctx, s.rkSpec())
+	if err != nil {
+		return nil, explainListen(s, err)
 	}
-	return nil
+	return st, nil
 }

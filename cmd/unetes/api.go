@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/api/router"
@@ -91,13 +88,9 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
-	sock := filepath.Join(cfg.paths.StateDir, apiSocketName)
-	os.Remove(sock)
-	old := syscall.Umask(0o177)
-	l, err := net.Listen("unix", sock)
-	syscall.Umask(old)
+	l, err := listenPrivate(filepath.Join(cfg.paths.StateDir, apiSocketName))
 	if err != nil {
-		return nil, fmt.Errorf("listen on the API socket: %w", err)
+		return nil, err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
@@ -107,17 +100,6 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 // apiClient talks to a running instance's API socket.
 func apiClient(stateDir string) *http.Client {
 	return unixClient(filepath.Join(stateDir, apiSocketName), 10*time.Second)
-}
-
-// unixClient is an HTTP client whose every request goes to the unix socket sock.
-func unixClient(sock string, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
-	}
 }
 
 // notRunningError names the instance and says how to start it.

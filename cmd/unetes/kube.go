@@ -56,7 +56,7 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 		return "", fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
 	}
 	if err := poll(ctx, inst, 3*time.Minute, "etcd", func(ctx context.Context) error {
-		return componentReady(ctx, cfg.paths.StateDir, embed.Etcd)
+		return componentsReady(ctx, cfg.paths.StateDir, embed.Etcd)
 	}); err != nil {
 		return "", err
 	}
@@ -73,7 +73,7 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	}
 	t = since(progress, "apiserver ready", t)
 	if err := poll(ctx, inst, 3*time.Minute, "the controllers", func(ctx context.Context) error {
-		return componentsReady(ctx, cfg.paths.StateDir)
+		return componentsReady(ctx, cfg.paths.StateDir, embed.Etcd, embed.APIServer, embed.ControllerManager, embed.Scheduler)
 	}); err != nil {
 		return "", err
 	}
@@ -141,38 +141,24 @@ func fetchComponents(ctx context.Context, stateDir string) ([]embed.ComponentSta
 	return sts, json.NewDecoder(resp.Body).Decode(&sts)
 }
 
-func componentsReady(ctx context.Context, stateDir string) error {
+// componentsReady passes when every named component is ready, and fails at
+// once when any component failed.
+func componentsReady(ctx context.Context, stateDir string, names ...string) error {
 	sts, err := fetchComponents(ctx, stateDir)
 	if err != nil {
 		return err
 	}
-	ready := 0
+	ready := map[string]bool{}
 	for _, s := range sts {
 		if s.State == "failed" {
 			return fmt.Errorf("%s failed: %s", s.Name, s.Error)
 		}
-		if s.State == "ready" {
-			ready++
-		}
+		ready[s.Name] = s.State == "ready"
 	}
-	if ready < 4 {
-		return fmt.Errorf("%d of 4 components ready", ready)
+	for _, n := range names {
+		if !ready[n] {
+			return fmt.Errorf("%s not ready", n)
+		}
 	}
 	return nil
-}
-
-func componentReady(ctx context.Context, stateDir, name string) error {
-	sts, err := fetchComponents(ctx, stateDir)
-	if err != nil {
-		return err
-	}
-	for _, s := range sts {
-		if s.Name == name && s.State == "ready" {
-			return nil
-		}
-		if s.State == "failed" {
-			return fmt.Errorf("%s failed: %s", s.Name, s.Error)
-		}
-	}
-	return fmt.Errorf("%s not ready", name)
 }

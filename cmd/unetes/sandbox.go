@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -106,16 +105,4 @@ func serveStatus(stateDir string, report func() any) io.Closer {
 		go srv.Serve(l)
 	}
 	return srv
-}
-
-// listenPrivate listens on a unix socket only the owner may connect to.
-func listenPrivate(path string) (net.Listener, error) {
-	os.Remove(path)
-	old := syscall.Umask(0o177)
-	defer syscall.Umask(old)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	return l, nil
 }
