@@ -1,6 +1,7 @@
 package nsinit
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -61,7 +62,7 @@ func TestExecServerRoundTrip(t *testing.T) {
 }
 
 func TestExecNotRunning(t *testing.T) {
-	if _, err := Exec(t.TempDir(), ExecRequest{Argv: []string{"true"}}, os.Stdin, os.Stdout, os.Stderr); err != ErrNotRunning {
+	if _, err := Exec(t.TempDir(), ExecRequest{Argv: []string{"true"}}, os.Stdin, os.Stdout, os.Stderr); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("err = %v, want ErrNotRunning", err)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unetes/unetes/testing/internal/hostaddr"
 )
 
 var (
@@ -176,25 +178,12 @@ func (s *syncBuffer) String() string {
 
 var _ io.Writer = (*syncBuffer)(nil)
 
-// hostIP is this host's first non-loopback IPv4 address: what the namespace
-// reaches through the NAT without any special permission.
+// hostIP is this host's own non-loopback IPv4 address.
 func hostIP(t *testing.T) net.IP {
 	t.Helper()
-	ifs, err := net.Interfaces()
+	ip, err := hostaddr.IPv4()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
-				return ipn.IP.To4()
-			}
-		}
-	}
-	t.Fatal("this host has no non-loopback IPv4 address for the NAT tests to target")
-	return nil
+	return ip
 }

@@ -164,8 +164,7 @@ func TestSIGKILLOfParentLeavesNoProcess(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// The next run of the same name recovers.
-	again := startInstance(t, u)
-	_ = again
+	startInstanceNamed(t, u, in.name)
 }
 
 func TestRunAsRoot(t *testing.T) {

@@ -80,15 +80,12 @@ func instanceMemory(inst string) (rss, pss float64, n int) {
 	time.Sleep(10 * time.Second)
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
+		// run names the instance; _child and _sandbox name its state dir.
 		cmd, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(cmd, []byte(inst)) || bytes.HasPrefix(cmd, []byte("/proc/self/exe\x00stop")) {
+		if err != nil || !bytes.Contains(cmd, []byte(inst)) {
 			continue
 		}
-		dir := filepath.Dir(p)
-		if !strings.Contains(string(cmd), "unetes") && !strings.Contains(string(cmd), "_sandbox") {
-			continue
-		}
-		r, q := smaps(filepath.Join(dir, "smaps_rollup"))
+		r, q := smaps(filepath.Join(filepath.Dir(p), "smaps_rollup"))
 		rss += r
 		pss += q
 		n++

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/unetes/unetes/testing/internal/hostaddr"
 )
 
 type bench struct {
@@ -163,19 +165,11 @@ func median(xs []float64) float64 {
 }
 
 func hostAddr() (string, error) {
-	ifs, _ := net.Interfaces()
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
-				return ipn.IP.String(), nil
-			}
-		}
+	ip, err := hostaddr.IPv4()
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("no non-loopback IPv4 address on this host")
+	return ip.String(), nil
 }
 
 // parseStatCPU returns utime+stime in seconds from /proc/PID/stat content.
