@@ -9,7 +9,17 @@ BIN     := bin/unetes
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GVISOR  := $(shell $(GO) list -m -f '{{.Version}}' gvisor.dev/gvisor 2>/dev/null)
 RK      := $(shell $(GO) list -m -f '{{.Version}}' github.com/rootless-containers/rootlesskit/v3 2>/dev/null)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.gvisorVersion=$(GVISOR) -X main.rkVersion=$(RK)
+CONTAINERD := $(shell $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2 2>/dev/null)
+RUNC_VERSION := v1.5.3
+CNI_VERSION  := v1.10.0
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.gvisorVersion=$(GVISOR) -X main.rkVersion=$(RK) \
+	-X main.containerdVersion=$(CONTAINERD) -X main.runcVersion=$(RUNC_VERSION) -X main.cniVersion=$(CNI_VERSION)
+
+# Helper binaries embedded in unetes (embed/helpers): runc needs cgo and
+# libseccomp, linked static; the CNI plugins and pause are pure Go.
+HELPERS     := embed/helpers
+HELPERS_STAMP := $(HELPERS)/.built-runc-$(RUNC_VERSION)-cni-$(CNI_VERSION)
+CNI_PLUGINS := main/bridge ipam/host-local main/loopback meta/portmap
 
 # The unprivileged users the end-to-end tests run unetes as.
 TEST_USER    ?= unetes-test
@@ -18,16 +28,29 @@ NOSUBID_USER ?= unetes-nosubid
 # Host packages: what unetes needs (uidmap, iproute2, iptables/nftables) and
 # what the tests and benchmarks use (busybox-static, iperf3, slirp4netns, passt).
 RUN_PKGS  := uidmap iproute2 iptables nftables
-TEST_PKGS := $(RUN_PKGS) busybox-static iperf3 slirp4netns passt socat util-linux procps
+BUILD_PKGS := gcc libc6-dev libseccomp-dev pkg-config
+TEST_PKGS := $(RUN_PKGS) $(BUILD_PKGS) busybox-static iperf3 slirp4netns passt socat util-linux procps
 
 ROOT := $(shell id -u)
 
-.PHONY: all build run test unit e2e bench deps test-deps setup clean
+.PHONY: all build helpers run test unit e2e bench deps test-deps setup clean
 
 all: build
 
-build:
+build: helpers
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/unetes
+
+helpers: $(HELPERS_STAMP) $(HELPERS)/pause
+
+$(HELPERS_STAMP):
+	CGO_ENABLED=1 GOBIN=$(CURDIR)/$(HELPERS) $(GO) install -trimpath -tags 'seccomp netgo osusergo' \
+	  -ldflags '-s -w -extldflags -static' github.com/opencontainers/runc@$(RUNC_VERSION)
+	CGO_ENABLED=0 GOBIN=$(CURDIR)/$(HELPERS) $(GO) install -trimpath -ldflags '-s -w' \
+	  $(foreach p,$(CNI_PLUGINS),github.com/containernetworking/plugins/plugins/$(p)@$(CNI_VERSION))
+	rm -f $(HELPERS)/.built-*; touch $@
+
+$(HELPERS)/pause: cmd/pause/main.go
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/pause
 
 run: deps build
 	./$(BIN) run
@@ -47,7 +70,7 @@ bench: setup build
 
 # deps installs missing host packages when run as root; otherwise it names them.
 deps:
-	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS)"
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS) $(BUILD_PKGS)"
 
 test-deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS)"
@@ -76,4 +99,4 @@ setup: test-deps
 	@sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 
 clean:
-	rm -rf bin
+	rm -rf bin; find $(HELPERS) -mindepth 1 ! -name README.md -delete

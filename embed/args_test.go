@@ -30,7 +30,7 @@ func golden(t *testing.T, name string, got []string) {
 }
 
 func testConfig() Config {
-	return DefaultConfig("/data", "/state", net.ParseIP("10.0.2.100"), nil)
+	return DefaultConfig("default", "/data", "/state", net.ParseIP("10.0.2.100"), nil)
 }
 
 func TestFlagGoldens(t *testing.T) {

@@ -6,12 +6,15 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/cli"
 	apiapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apioptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
+	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	schedoptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 // Each run* is one component's cobra RunE without the parts that belong to
@@ -86,4 +89,29 @@ func runScheduler(ctx context.Context, args []string) error {
 		return fmt.Errorf("kube-scheduler setup: %w", err)
 	}
 	return schedapp.Run(ctx, cc, sched)
+}
+
+// runKubeProxy is kube-proxy's RunE without its process scaffolding.
+func runKubeProxy(ctx context.Context, args []string) error {
+	opts := proxyapp.NewOptions()
+	fs := pflag.NewFlagSet("kube-proxy", pflag.ContinueOnError)
+	opts.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("kube-proxy flags: %w", err)
+	}
+	if err := opts.Complete(fs); err != nil {
+		return fmt.Errorf("kube-proxy config: %w", err)
+	}
+	if err := opts.Validate(); err != nil {
+		return fmt.Errorf("kube-proxy config: %w", err)
+	}
+	return opts.Run(ctx)
+}
+
+// RunKubelet is the kubelet process (hidden role `_kubelet`): the stock
+// kubelet command, which handles its own signals, with args.
+func RunKubelet(args []string) int {
+	cmd := kubeletapp.NewKubeletCommand(context.Background())
+	cmd.SetArgs(args)
+	return cli.Run(cmd)
 }

@@ -17,14 +17,15 @@ type Config struct {
 	ServiceCIDR   string // e.g. 10.96.0.0/16; its first address is the kubernetes Service
 	ClusterCIDR   string // pod addresses
 	ClusterDomain string
+	NodeName      string // stable across restarts: unetes-<instance name>
 	Log           *slog.Logger
 	// Progress, when set, is told each phase and how long it took.
 	Progress func(phase string, took time.Duration)
 }
 
 // DefaultConfig fills the cluster-wide defaults around the paths and address.
-func DefaultConfig(dataDir, stateDir string, nodeIP net.IP, log *slog.Logger) Config {
-	return Config{DataDir: dataDir, StateDir: stateDir, NodeIP: nodeIP, APIPort: 6443,
+func DefaultConfig(name, dataDir, stateDir string, nodeIP net.IP, log *slog.Logger) Config {
+	return Config{NodeName: NodeName(name), DataDir: dataDir, StateDir: stateDir, NodeIP: nodeIP, APIPort: 6443,
 		ServiceCIDR: "10.96.0.0/16", ClusterCIDR: "10.88.0.0/16", ClusterDomain: "cluster.local", Log: log}
 }
 
@@ -44,7 +45,23 @@ func (c Config) PKIConfig() (PKIConfig, error) {
 	if err != nil {
 		return PKIConfig{}, err
 	}
-	return PKIConfig{Dir: filepath.Join(c.DataDir, "pki"), ServiceIP: sip, NodeIP: c.NodeIP, ClusterDNS: c.ClusterDomain}, nil
+	return PKIConfig{Dir: filepath.Join(c.DataDir, "pki"), ServiceIP: sip, NodeIP: c.NodeIP, ClusterDNS: c.ClusterDomain, NodeName: c.NodeName}, nil
 }
 
 func (c Config) logDir() string { return filepath.Join(c.StateDir, "logs") }
+
+// NodeName is the Kubernetes node name of instance name.
+func NodeName(instance string) string { return "unetes-" + instance }
+
+// PodCIDR is the node's pod range: the first /24 of the cluster range, which
+// is what the controller-manager allocates to the one node.
+func (c Config) PodCIDR() (string, error) {
+	_, n, err := net.ParseCIDR(c.ClusterCIDR)
+	if err != nil || n.IP.To4() == nil {
+		return "", fmt.Errorf("cluster CIDR %q is not an IPv4 prefix", c.ClusterCIDR)
+	}
+	if ones, _ := n.Mask.Size(); ones > 24 {
+		return "", fmt.Errorf("cluster CIDR %q is smaller than a /24", c.ClusterCIDR)
+	}
+	return fmt.Sprintf("%s/24", n.IP.To4()), nil
+}

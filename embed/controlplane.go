@@ -26,13 +26,21 @@ type ComponentStatus struct {
 }
 
 // ControlPlane is etcd, kube-apiserver, kube-controller-manager and
-// kube-scheduler in this process. Start brings them up in dependency order,
-// each behind a readiness gate; Stop takes them down in reverse.
+// kube-scheduler in this process, and the node beside them: containerd and
+// kube-proxy in this process, the kubelet as a child. Start, StartContainerd
+// and StartNode bring them up in dependency order, each behind a readiness
+// gate; Stop takes them down in reverse.
 type ControlPlane struct {
 	cfg  Config
 	pki  *PKI
 	etcd *etcdServer
 	errc chan error
+
+	// The node: containerd, the kubelet child and kube-proxy (a runner).
+	node        NodeConfig
+	snapshotter string
+	ctrd        *containerdServer
+	kubelet     *childProc
 
 	mu    sync.Mutex
 	comps []*runner
@@ -49,7 +57,7 @@ type runner struct {
 
 // New returns a control plane that is not started; Status works at once.
 func New(cfg Config) *ControlPlane {
-	return &ControlPlane{cfg: cfg, errc: make(chan error, 4), state: map[string]ComponentStatus{}}
+	return &ControlPlane{cfg: cfg, errc: make(chan error, 8), state: map[string]ComponentStatus{}}
 }
 
 // Start runs the control plane; it returns once every component is ready,
@@ -82,7 +90,11 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	if cp.pki, err = EnsurePKI(pc); err != nil {
 		return err
 	}
-	cmKC, schedKC, err := cp.writeComponentKubeconfigs()
+	cmKC, err := cp.writeKubeconfig(ControllerManager)
+	if err != nil {
+		return err
+	}
+	schedKC, err := cp.writeKubeconfig(Scheduler)
 	if err != nil {
 		return err
 	}
@@ -196,7 +208,7 @@ func (cp *ControlPlane) Status() []ComponentStatus {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	var out []ComponentStatus
-	for _, n := range []string{Etcd, APIServer, ControllerManager, Scheduler} {
+	for _, n := range []string{Containerd, Etcd, APIServer, ControllerManager, Scheduler, Kubelet, KubeProxy} {
 		if st, ok := cp.state[n]; ok {
 			out = append(out, st)
 		}
@@ -207,8 +219,10 @@ func (cp *ControlPlane) Status() []ComponentStatus {
 // Err delivers a component's failure after Start returned.
 func (cp *ControlPlane) Err() <-chan error { return cp.errc }
 
-// Stop stops the components in reverse start order, then etcd.
+// Stop stops the components in reverse start order: the kubelet, kube-proxy
+// and the control plane, then etcd, then containerd.
 func (cp *ControlPlane) Stop() {
+	cp.stopKubelet()
 	cp.mu.Lock()
 	comps := append([]*runner(nil), cp.comps...)
 	cp.mu.Unlock()
@@ -227,4 +241,5 @@ func (cp *ControlPlane) Stop() {
 		cp.etcd.Close()
 		cp.set(Etcd, "stopped", nil)
 	}
+	cp.stopContainerd()
 }

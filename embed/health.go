@@ -59,21 +59,17 @@ func AdminClient(p *PKI) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool}}}, nil
 }
 
-// writeComponentKubeconfigs writes the controller-manager's and scheduler's
-// kubeconfigs (their own client certificates) into the state dir.
-func (cp *ControlPlane) writeComponentKubeconfigs() (cm, sched string, err error) {
+// writeKubeconfig writes a kubeconfig for the PKI identity user (its own
+// client certificate) into the state dir and returns its path.
+func (cp *ControlPlane) writeKubeconfig(user string) (string, error) {
 	server := "https://127.0.0.1:" + strconv.Itoa(cp.cfg.APIPort)
-	paths := map[string]string{}
-	for _, n := range []string{ControllerManager, Scheduler} {
-		b, err := cp.pki.KubeconfigFor(n, n, server)
-		if err != nil {
-			return "", "", err
-		}
-		path := filepath.Join(cp.cfg.StateDir, n+".kubeconfig")
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return "", "", fmt.Errorf("write %s: %w", path, err)
-		}
-		paths[n] = path
+	b, err := cp.pki.KubeconfigFor(user, user, server)
+	if err != nil {
+		return "", err
 	}
-	return paths[ControllerManager], paths[Scheduler], nil
+	path := filepath.Join(cp.cfg.StateDir, user+".kubeconfig")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, nil
 }

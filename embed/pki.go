@@ -31,6 +31,7 @@ type PKIConfig struct {
 	ServiceIP  net.IP    // first IP of the Service range (the kubernetes Service)
 	NodeIP     net.IP    // the namespace's address
 	ClusterDNS string    // cluster domain, e.g. "cluster.local"
+	NodeName   string    // the kubelet's node name
 	Now        time.Time // for tests; zero means time.Now()
 }
 
@@ -69,6 +70,10 @@ func (c PKIConfig) leaves() []leaf {
 		{name: "etcd-server", ca: "etcd-ca", cn: "unetes-etcd", server: true, peer: true,
 			dnsNames: []string{"localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1)}},
 		{name: "apiserver-etcd-client", ca: "etcd-ca", cn: "kube-apiserver-etcd-client"},
+		{name: "kubelet-client", ca: "ca", cn: "system:node:" + c.NodeName, orgs: []string{"system:nodes"}},
+		{name: "kubelet", ca: "ca", cn: c.NodeName, server: true,
+			dnsNames: []string{c.NodeName, "localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1), c.NodeIP}},
+		{name: "kube-proxy", ca: "ca", cn: "system:kube-proxy"},
 	}
 }
 
@@ -79,8 +84,8 @@ func EnsurePKI(cfg PKIConfig) (*PKI, error) {
 	if cfg.Now.IsZero() {
 		cfg.Now = time.Now()
 	}
-	if cfg.ServiceIP == nil || cfg.NodeIP == nil || cfg.ClusterDNS == "" {
-		return nil, errors.New("pki: ServiceIP, NodeIP and ClusterDNS are required")
+	if cfg.ServiceIP == nil || cfg.NodeIP == nil || cfg.ClusterDNS == "" || cfg.NodeName == "" {
+		return nil, errors.New("pki: ServiceIP, NodeIP, ClusterDNS and NodeName are required")
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pki dir: %w", err)

@@ -14,7 +14,7 @@ import (
 )
 
 func testPKIConfig(t *testing.T) PKIConfig {
-	return PKIConfig{Dir: filepath.Join(t.TempDir(), "pki"), ServiceIP: net.ParseIP("10.96.0.1"), NodeIP: net.ParseIP("10.0.2.100"), ClusterDNS: "cluster.local"}
+	return PKIConfig{Dir: filepath.Join(t.TempDir(), "pki"), ServiceIP: net.ParseIP("10.96.0.1"), NodeIP: net.ParseIP("10.0.2.100"), ClusterDNS: "cluster.local", NodeName: "unetes-test"}
 }
 
 func loadCert(t *testing.T, path string) *x509.Certificate {

@@ -9,21 +9,14 @@ import (
 	"github.com/unetes/unetes/nsinit"
 )
 
-// runChild is the first process in the new namespaces (hidden role `_child`).
+// runChild is the first process in the new namespaces (hidden role
+// `_child`): PID 1 and reaper; it runs `_sandbox SANDBOX-ARGS…`.
 func runChild(args []string, stdout, stderr io.Writer) int {
-	var stateDir, dataDir string
-	var kube bool
-	fs := newFlagSet("_child", "_child --state-dir DIR [--kubernetes --data-dir DIR]", stderr)
-	fs.StringVar(&stateDir, "state-dir", "", "state dir of the instance")
-	fs.StringVar(&dataDir, "data-dir", "", "data dir of the instance")
-	fs.BoolVar(&kube, "kubernetes", false, "host the control plane")
-	if err := fs.Parse(args); err != nil || stateDir == "" {
+	fs := newFlagSet("_child", "_child [--] SANDBOX-ARGS...", stderr)
+	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
 		return 2
 	}
-	target := []string{"/proc/self/exe", "_sandbox", "--state-dir", stateDir}
-	if kube {
-		target = append(target, "--kubernetes", "--data-dir", dataDir)
-	}
+	target := append([]string{"/proc/self/exe", "_sandbox"}, fs.Args()...)
 	err := nsinit.RunChild(nsinit.ChildConfig{
 		TargetCmd: target,
 		Network:   netstack.ChildDriver{},

@@ -23,7 +23,7 @@ import (
 const apiPortInside = 6443
 
 func (cfg runConfig) embedConfig() embed.Config {
-	return embed.DefaultConfig(cfg.paths.DataDir, cfg.paths.StateDir, net.IP(cfg.net.Guest.AsSlice()), nil)
+	return embed.DefaultConfig(cfg.name, cfg.paths.DataDir, cfg.paths.StateDir, net.IP(cfg.net.Guest.AsSlice()), nil)
 }
 
 // checkAPIPort fails fast, naming --api-port, when the host port is taken.

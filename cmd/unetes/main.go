@@ -8,13 +8,18 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/unetes/unetes/embed"
 )
 
 // Set with -ldflags -X at build time.
 var (
-	version       = "dev"
-	gvisorVersion = "unknown"
-	rkVersion     = "unknown"
+	version           = "dev"
+	gvisorVersion     = "unknown"
+	rkVersion         = "unknown"
+	containerdVersion = "unknown"
+	runcVersion       = "unknown"
+	cniVersion        = "unknown"
 )
 
 type command struct {
@@ -33,13 +38,20 @@ var commands = map[string]command{
 	"kubectl": {run: runKubectl, usage: "kubectl, built in, for the instance (a leading --name N picks it)"},
 	"logs":    {run: runLogs, usage: "print a component's log"},
 	"reset":   {run: runReset, usage: "stop an instance and delete all its state and data"},
+	"ctr":     {run: runCtr, usage: "containerd's ctr, built in, for the instance (a leading --name N picks it)"},
+	"image":   {run: runImage, usage: "image load FILE...: import docker-save or OCI tarballs for pods"},
 	"version": {run: runVersion, usage: "print versions"},
 	// Process roles of the one binary.
 	"_child":   {run: runChild, hidden: true},
 	"_sandbox": {run: runSandbox, hidden: true},
+	"_kubelet": {run: func(args []string, _, _ io.Writer) int { return embed.RunKubelet(args) }, hidden: true},
+	"_ctr":     {run: runCtrInside, hidden: true},
 }
 
 func main() {
+	if code, ok := multiCall(os.Args); ok {
+		os.Exit(code)
+	}
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -76,6 +88,7 @@ func usage(w io.Writer) {
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stdout, "unetes %s\ngvisor %s\nrootlesskit %s\n", version, gvisorVersion, rkVersion)
+	fmt.Fprintf(stdout, "unetes %s\ngvisor %s\nrootlesskit %s\ncontainerd %s\nrunc %s\ncni-plugins %s\n",
+		version, gvisorVersion, rkVersion, containerdVersion, runcVersion, cniVersion)
 	return 0
 }

@@ -42,6 +42,7 @@ type runConfig struct {
 	publish    []hostfwd.Spec
 	kubernetes bool
 	apiPort    int
+	cgroup     nsinit.CgroupMode // decides whether pod limits are enforced
 }
 
 // resolveRun is the pure part of `unetes run`: flags and the host's
@@ -101,6 +102,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
+	cfg.cgroup = nsinit.DetectCgroup(nsinit.LiveHost{}, u)
 	if a.cpuProfile != "" {
 		stopProfile, err := startCPUProfile(a.cpuProfile)
 		if err != nil {
@@ -135,5 +137,17 @@ func waitSandbox(ctx context.Context, d *netstack.ParentDriver, stateDir string)
 			return fmt.Errorf("the process inside did not open %s: %w", sock, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
+	}
+}
+
+// cgroupWhy says in a few words why limits are or are not enforced.
+func cgroupWhy(m nsinit.CgroupMode) string {
+	switch {
+	case m.Enforced():
+		return "delegated cgroup v2"
+	case !m.V2:
+		return "cgroup v1 or hybrid hierarchy"
+	default:
+		return "cgroup v2 without delegated cpu, memory and pids"
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -17,32 +18,44 @@ import (
 	"github.com/unetes/unetes/nsinit"
 )
 
-// sandboxSocketName serves the in-namespace components' status.
-const sandboxSocketName = "sandbox.sock"
+// Files in the state dir: the in-namespace components' status, containerd's
+// socket (for ctr, crictl, nerdctl), and the snapshotter containerd chose.
+const (
+	sandboxSocketName    = "sandbox.sock"
+	containerdSocketName = "containerd.sock"
+	snapshotterFileName  = "containerd.snapshotter"
+)
 
 type sandboxArgs struct {
+	name              string
 	stateDir, dataDir string
 	kubernetes        bool
+	limitsEnforced    bool
 	nodeIP            string
 	debug             bool
 }
 
 // runSandbox is the long-lived process inside the namespaces (hidden role
-// `_sandbox`): it serves `unetes exec` and hosts the control plane.
+// `_sandbox`): it serves `unetes exec`, runs containerd and, with
+// Kubernetes, the control plane, the kubelet (a child) and kube-proxy.
 func runSandbox(args []string, stdout, stderr io.Writer) int {
 	var a sandboxArgs
-	fs := newFlagSet("_sandbox", "_sandbox --state-dir DIR [--kubernetes --data-dir DIR]", stderr)
+	fs := newFlagSet("_sandbox", "_sandbox --name N --state-dir DIR --data-dir DIR [--kubernetes] [--limits-enforced]", stderr)
+	fs.StringVar(&a.name, "name", nsinit.DefaultName, "instance name")
 	fs.StringVar(&a.stateDir, "state-dir", "", "state dir of the instance")
 	fs.StringVar(&a.dataDir, "data-dir", "", "data dir of the instance")
-	fs.BoolVar(&a.kubernetes, "kubernetes", false, "run the control plane")
+	fs.BoolVar(&a.kubernetes, "kubernetes", false, "run the control plane and the node")
+	fs.BoolVar(&a.limitsEnforced, "limits-enforced", false, "cgroups are delegated: enforce pod limits")
 	fs.StringVar(&a.nodeIP, "node-ip", "10.0.2.100", "the namespace's address")
 	fs.BoolVar(&a.debug, "debug", false, "debug logging")
-	if err := fs.Parse(args); err != nil || a.stateDir == "" || (a.kubernetes && a.dataDir == "") {
+	if err := fs.Parse(args); err != nil || a.stateDir == "" || a.dataDir == "" {
 		return 2
 	}
 	log := newLogger(stderr, "sandbox", a.debug)
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer cancel()
+	// iptables, nft and ip live in sbin, which a user's PATH often lacks.
+	os.Setenv("PATH", withSbin(os.Getenv("PATH")))
 
 	execSrv, err := serveExec(a.stateDir, log)
 	if err != nil {
@@ -52,34 +65,71 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	defer execSrv.Close()
 	log.Info("sandbox ready", "exec", filepath.Join(a.stateDir, nsinit.ExecSocketName))
 
-	var cp *embed.ControlPlane
-	var cpErr <-chan error
-	if a.kubernetes {
-		cfg := embed.DefaultConfig(a.dataDir, a.stateDir, net.ParseIP(a.nodeIP), log.With("component", "controlplane"))
-		cfg.Progress = func(phase string, took time.Duration) { log.Info("control plane phase", "phase", phase, "took", took) }
-		cp = embed.New(cfg)
-		status := serveStatus(a.stateDir, func() any { return cp.Status() })
-		defer status.Close()
-		if err = cp.Start(ctx); err != nil {
-			log.Error("control plane failed to start", "err", err)
-			fmt.Fprintf(stderr, "unetes sandbox: control plane: %v\n", err)
-			return 1
-		}
-		cpErr = cp.Err()
-		log.Info("control plane ready")
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
+		return 1
 	}
+	cfg := embed.DefaultConfig(a.name, a.dataDir, a.stateDir, net.ParseIP(a.nodeIP), log.With("component", "controlplane"))
+	cfg.Progress = func(phase string, took time.Duration) { log.Info("phase", "phase", phase, "took", took) }
+	nc := embed.NodeConfig{Config: cfg, LimitsEnforced: a.limitsEnforced, ProxyMode: embed.DetectProxyMode(),
+		ContainerdSock: filepath.Join(a.stateDir, containerdSocketName)}
+	cp := embed.New(cfg)
+	status := serveStatus(a.stateDir, func() any { return cp.Status() })
+	defer status.Close()
 	code := 0
-	select {
-	case <-ctx.Done():
-	case err := <-cpErr:
-		log.Error("component failed", "err", err)
+	if err := startComponents(ctx, cp, nc, a, self); err != nil {
+		log.Error("start failed", "err", err)
+		fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
 		code = 1
+	} else {
+		log.Info("components ready")
+		select {
+		case <-ctx.Done():
+		case err := <-cp.Err():
+			log.Error("component failed", "err", err)
+			code = 1
+		}
 	}
-	if cp != nil {
-		cp.Stop()
-	}
+	cp.Stop()
 	log.Info("sandbox stopped")
 	return code
+}
+
+// startComponents brings up containerd and, with Kubernetes, the control
+// plane and the node.
+func startComponents(ctx context.Context, cp *embed.ControlPlane, nc embed.NodeConfig, a sandboxArgs, self string) error {
+	if err := cp.StartContainerd(ctx, nc, self); err != nil {
+		return fmt.Errorf("containerd: %w", err)
+	}
+	os.WriteFile(filepath.Join(a.stateDir, snapshotterFileName), []byte(cp.Snapshotter()), 0o600)
+	if !a.kubernetes {
+		return nil
+	}
+	if err := cp.Start(ctx); err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
+	if err := cp.StartNode(ctx, self); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
+}
+
+// withSbin appends the sbin directories missing from path.
+func withSbin(path string) string {
+	have := map[string]bool{}
+	for _, d := range filepath.SplitList(path) {
+		have[d] = true
+	}
+	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+		if !have[d] {
+			if path != "" {
+				path += string(filepath.ListSeparator)
+			}
+			path += d
+		}
+	}
+	return path
 }
 
 func serveExec(stateDir string, log *slog.Logger) (*nsinit.ExecServer, error) {

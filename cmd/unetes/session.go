@@ -59,7 +59,12 @@ func (s *session) progress(phase string, took time.Duration) {
 func (s *session) startSandbox(ctx context.Context) error {
 	cfg := s.cfg
 	s.driver = netstack.NewParentDriver(cfg.net, s.log.With("component", "netstack"))
-	childArgs := []string{"_child", "--state-dir", cfg.paths.StateDir}
+	childArgs := []string{"_child", "--", "--name", cfg.name, "--state-dir", cfg.paths.StateDir, "--data-dir", cfg.paths.DataDir}
+	if cfg.cgroup.Enforced() {
+		childArgs = append(childArgs, "--limits-enforced")
+	} else {
+		fmt.Fprintf(s.stdout, "unetes: resource limits are NOT enforced on this host (%s); pods with limits run without them. `unetes doctor` says how to delegate cgroups.\n", cgroupWhy(cfg.cgroup))
+	}
 	if cfg.kubernetes {
 		if err := checkAPIPort(cfg.apiPort); err != nil {
 			return err
@@ -69,7 +74,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 			return err
 		}
 		s.progress("certs", time.Since(s.start))
-		childArgs = append(childArgs, "--kubernetes", "--data-dir", cfg.paths.DataDir)
+		childArgs = append(childArgs, "--kubernetes")
 	}
 	newPorts := func(stateDir string) (port.ParentDriver, error) {
 		m, err := hostfwd.New(hostfwd.Config{StateDir: stateDir, DataDir: cfg.paths.DataDir, PreserveSourceIP: true}, s.log.With("component", "hostfwd"))

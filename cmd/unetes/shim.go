@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
+	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task/plugin"
+	"github.com/containerd/containerd/v2/pkg/shim"
+
+	"github.com/unetes/unetes/embed"
+)
+
+// Names unetes answers to besides its own: containerd starts the shim by
+// that name (or re-execs it with shim flags first), and the shim runs runc.
+const (
+	shimName = "containerd-shim-runc-v2"
+	runcName = "runc"
+)
+
+// multiCall runs unetes as the shim or the runc wrapper when argv says so,
+// and reports whether it did.
+func multiCall(argv []string) (int, bool) {
+	switch filepath.Base(argv[0]) {
+	case runcName:
+		return embed.RuncWrapper(argv[1:]), true
+	case shimName:
+		return runShim(), true
+	}
+	if len(argv) > 1 {
+		switch argv[1] {
+		case "-namespace", "-info", "-v", "-version", "-debug":
+			return runShim(), true
+		}
+	}
+	return 0, false
+}
+
+// runShim is containerd-shim-runc-v2. Its flags live on the global flag set,
+// which nothing else in unetes uses; a fresh one avoids clashes with flags
+// other packages registered there.
+func runShim() int {
+	flag.CommandLine = flag.NewFlagSet(os.Args[0], flag.ExitOnError)
+	shim.RunShim(context.Background(), manager.NewShimManager("io.containerd.runc.v2"))
+	return 0
+}

@@ -1,0 +1,160 @@
+package embed
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/cmd/containerd/server"
+	srvconfig "github.com/containerd/containerd/v2/cmd/containerd/server/config"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/plugins/snapshots/overlay/overlayutils"
+	clog "github.com/containerd/log"
+	"github.com/sirupsen/logrus"
+)
+
+// CRINamespace is the containerd namespace of Kubernetes' containers and images.
+const CRINamespace = "k8s.io"
+
+// ContainerdConfig is everything containerd's configuration depends on.
+type ContainerdConfig struct {
+	Root        string // persistent: <data>/containerd
+	State       string // per start: /run/containerd inside the namespace
+	Address     string // <state>/containerd.sock; ttrpc at Address+".ttrpc"
+	Snapshotter string // overlayfs or native
+	ShimPath    string // the shim binary: unetes itself
+	RuncPath    string // what the shim runs as runc
+	CNIBinDir   string
+	CNIConfDir  string
+	PauseImage  string
+}
+
+// containerdTOML renders c as a containerd configuration (version 3). Pure.
+func containerdTOML(c ContainerdConfig) string {
+	q := func(s string) string { return fmt.Sprintf("%q", s) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `version = 3
+root = %s
+state = %s
+
+[grpc]
+  address = %s
+
+[ttrpc]
+  address = %s
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = %s
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = %s
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    disable_apparmor = true
+    restrict_oom_score_adj = true
+    enable_unprivileged_ports = true
+    enable_unprivileged_icmp = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        runtime_path = %s
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = %s
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = [%s]
+      conf_dir = %s
+      max_conf_num = 1
+
+  [plugins.'io.containerd.grpc.v1.cri']
+    disable_tcp_service = true
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+`, q(c.Root), q(c.State), q(c.Address), q(c.Address+".ttrpc"), q(c.Snapshotter), q(c.PauseImage),
+		q(c.ShimPath), q(c.RuncPath), q(c.CNIBinDir), q(c.CNIConfDir))
+	return b.String()
+}
+
+// ProbeSnapshotter returns "overlayfs" when overlay mounts work under root
+// (kernel ≥ 5.11 in a user namespace), else "native" and why.
+func ProbeSnapshotter(root string) (string, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return "", fmt.Errorf("containerd root: %w", err)
+	}
+	if err := overlayutils.Supported(root); err != nil {
+		return "native", err
+	}
+	return "overlayfs", nil
+}
+
+// containerdServer is containerd's server in this process.
+type containerdServer struct {
+	srv *server.Server
+	log *os.File
+}
+
+// startContainerd writes the configuration to <confDir>/containerd.toml,
+// starts containerd in this process and returns once its socket answers.
+func startContainerd(ctx context.Context, c ContainerdConfig, confDir, logPath string) (*containerdServer, error) {
+	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("containerd log: %w", err)
+	}
+	logrus.SetOutput(lf)
+	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	if err := clog.SetLevel("info"); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(confDir, "containerd.toml")
+	if err := os.WriteFile(path, []byte(containerdTOML(c)), 0o600); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("containerd config: %w", err)
+	}
+	cfg := &srvconfig.Config{}
+	if err := srvconfig.LoadConfig(ctx, path, cfg); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("containerd config %s: %w", path, err)
+	}
+	if err := server.CreateTopLevelDirectories(cfg); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("containerd dirs: %w", err)
+	}
+	if err := mount.SetTempMountLocation(filepath.Join(cfg.Root, "tmpmounts")); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("containerd temp mounts: %w", err)
+	}
+	mount.CleanupTempMounts(0)
+	os.Remove(c.Address)
+	os.Remove(c.Address + ".ttrpc")
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("containerd: %w (see %s)", err, logPath)
+	}
+	if err := srv.Start(ctx); err != nil {
+		srv.Stop()
+		lf.Close()
+		return nil, fmt.Errorf("containerd serve: %w (see %s)", err, logPath)
+	}
+	ready := make(chan struct{})
+	go func() { srv.Wait(); close(ready) }()
+	select {
+	case <-ready:
+	case <-time.After(time.Minute):
+		srv.Stop()
+		lf.Close()
+		return nil, fmt.Errorf("containerd not ready after a minute (see %s)", logPath)
+	}
+	// The sockets are the user's own; nobody else may talk to containerd.
+	os.Chmod(c.Address, 0o600)
+	os.Chmod(c.Address+".ttrpc", 0o600)
+	return &containerdServer{srv: srv, log: lf}, nil
+}
+
+func (s *containerdServer) Stop() {
+	s.srv.Stop()
+	s.log.Close()
+}

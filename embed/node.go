@@ -1,0 +1,272 @@
+package embed
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Node component names, as `unetes logs` and `unetes status` show them.
+const (
+	Containerd = "containerd"
+	Kubelet    = "kubelet"
+	KubeProxy  = "kube-proxy"
+)
+
+// RuncEnv names the real runc for the runc wrapper (see RuncWrapper).
+const RuncEnv = "UNETES_RUNC"
+
+// StartContainerd installs the helper binaries, writes the CNI network,
+// starts containerd in this process, and imports the pause image and the
+// tarballs in <data>/images. It runs with or without Kubernetes.
+func (cp *ControlPlane) StartContainerd(ctx context.Context, nc NodeConfig, self string) error {
+	cp.node = nc
+	t := time.Now()
+	cp.set(Containerd, "starting", nil)
+	err := cp.startContainerd(ctx, self)
+	if err != nil {
+		cp.set(Containerd, "failed", err)
+		return err
+	}
+	cp.set(Containerd, "ready", nil)
+	cp.phase("containerd", t)
+	return nil
+}
+
+func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error {
+	nc := cp.node
+	if err := os.MkdirAll(cp.cfg.logDir(), 0o700); err != nil {
+		return err
+	}
+	bin, err := InstallHelpers(nc.DataDir)
+	if err != nil {
+		return err
+	}
+	root := filepath.Join(nc.DataDir, "containerd")
+	snap, why := ProbeSnapshotter(root)
+	if snap == "" {
+		return why
+	}
+	if snap == "native" && cp.cfg.Log != nil {
+		cp.cfg.Log.Warn("overlayfs is not allowed in this user namespace; containerd uses the native snapshotter (slower, more disk)", "probe", why)
+	}
+	cp.snapshotter = snap
+	confDir := filepath.Join(nc.StateDir, "cni", "net.d")
+	if err := os.MkdirAll(confDir, 0o700); err != nil {
+		return err
+	}
+	cni, err := cniConfig(nc)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "10-unetes.conflist"), []byte(cni), 0o600); err != nil {
+		return fmt.Errorf("CNI config: %w", err)
+	}
+	runc, err := linkRuntime(nc, bin, self)
+	if err != nil {
+		return err
+	}
+	cc := ContainerdConfig{
+		Root: root, State: "/run/containerd", Address: nc.ContainerdSock, Snapshotter: snap,
+		ShimPath: self, RuncPath: runc, CNIBinDir: bin, CNIConfDir: confDir, PauseImage: PauseImage,
+	}
+	if cp.ctrd, err = startContainerd(ctx, cc, nc.StateDir, filepath.Join(cp.cfg.logDir(), "containerd.log")); err != nil {
+		return err
+	}
+	store, err := OpenImageStore(nc.ContainerdSock, snap)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.ImportPause(ctx); err != nil {
+		return fmt.Errorf("import the pause image: %w", err)
+	}
+	names, errs := store.ImportDir(ctx, filepath.Join(nc.DataDir, "images"))
+	if cp.cfg.Log != nil {
+		for _, e := range errs {
+			cp.cfg.Log.Warn("image tarball not imported", "err", e)
+		}
+		if len(names) > 0 {
+			cp.cfg.Log.Info("imported images", "images", names)
+		}
+	}
+	return nil
+}
+
+// linkRuntime makes <state>/bin, first on PATH, with containerd-shim-runc-v2
+// (unetes itself) and runc: the real one where limits are enforced, else
+// unetes as the runc wrapper (runc fails a container whose limits it cannot
+// apply; see RuncWrapper). ctr finds both by name; the CRI is given the paths.
+func linkRuntime(nc NodeConfig, helpers, self string) (string, error) {
+	dir := filepath.Join(nc.StateDir, "bin")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	runcTarget := filepath.Join(helpers, "runc")
+	if !nc.LimitsEnforced {
+		os.Setenv(RuncEnv, runcTarget)
+		runcTarget = self
+	}
+	for name, target := range map[string]string{"runc": runcTarget, "containerd-shim-runc-v2": self} {
+		p := filepath.Join(dir, name)
+		os.Remove(p)
+		if err := os.Symlink(target, p); err != nil {
+			return "", fmt.Errorf("link %s: %w", p, err)
+		}
+	}
+	os.Setenv("PATH", dir+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	return filepath.Join(dir, "runc"), nil
+}
+
+// Snapshotter is the snapshotter containerd uses (after StartContainerd).
+func (cp *ControlPlane) Snapshotter() string { return cp.snapshotter }
+
+// StartNode starts the kubelet (a child process: `self _kubelet`) and
+// kube-proxy (in this process) once the control plane and containerd run.
+func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
+	t := time.Now()
+	nc := cp.node
+	kc, err := cp.writeKubeconfig("kubelet-client")
+	if err != nil {
+		return err
+	}
+	confPath := filepath.Join(nc.StateDir, "kubelet.yaml")
+	if err := os.WriteFile(confPath, []byte(kubeletConfig(nc)), 0o600); err != nil {
+		return fmt.Errorf("kubelet config: %w", err)
+	}
+	cp.set(Kubelet, "starting", nil)
+	if cp.kubelet, err = startChild(self, "_kubelet", FlagList(kubeletFlags(nc, confPath, kc), nil), filepath.Join(cp.cfg.logDir(), "kubelet.log")); err != nil {
+		cp.set(Kubelet, "failed", err)
+		return err
+	}
+	go func() {
+		<-cp.kubelet.done
+		if !cp.kubelet.stopping.Load() {
+			err := fmt.Errorf("kubelet exited: %v (see %s)", cp.kubelet.err, filepath.Join(cp.cfg.logDir(), "kubelet.log"))
+			cp.set(Kubelet, "failed", err)
+			cp.errc <- err
+		}
+	}()
+	if err := cp.waitChild(ctx, Kubelet, cp.kubelet, httpHealthz(kubeletHealthzPort)); err != nil {
+		return err
+	}
+	t = cp.phase("kubelet", t)
+
+	pkc, err := cp.writeKubeconfig("kube-proxy")
+	if err != nil {
+		return err
+	}
+	pconf := filepath.Join(nc.StateDir, "kube-proxy.yaml")
+	if err := os.WriteFile(pconf, []byte(kubeProxyConfig(nc, pkc)), 0o600); err != nil {
+		return fmt.Errorf("kube-proxy config: %w", err)
+	}
+	proxy := cp.run(KubeProxy, runKubeProxy, []string{"--config=" + pconf})
+	if err := cp.waitReady(ctx, proxy, func(ctx context.Context) error {
+		// /livez answers once the proxy runs; /healthz waits for the node.
+		return get(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(proxyHealthzPort)+"/livez")
+	}); err != nil {
+		return err
+	}
+	cp.phase("kube-proxy", t)
+	return nil
+}
+
+func httpHealthz(port int) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return get(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(port)+"/healthz")
+	}
+}
+
+// waitChild polls ready until it passes, the process exits, or 2 minutes pass.
+func (cp *ControlPlane) waitChild(ctx context.Context, name string, p *childProc, ready func(context.Context) error) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := ready(pctx)
+		cancel()
+		if err == nil {
+			cp.set(name, "ready", nil)
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited during start: %v (see %s)", name, p.err, p.logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			err = fmt.Errorf("%s not ready after 2 minutes: %w (see %s)", name, err, p.logPath)
+			cp.set(name, "failed", err)
+			return err
+		}
+	}
+}
+
+// stopKubelet stops the kubelet; kube-proxy stops with the other runners.
+func (cp *ControlPlane) stopKubelet() {
+	if cp.kubelet == nil {
+		return
+	}
+	cp.kubelet.Stop(15 * time.Second)
+	cp.set(Kubelet, "stopped", nil)
+}
+
+func (cp *ControlPlane) stopContainerd() {
+	if cp.ctrd == nil {
+		return
+	}
+	cp.ctrd.Stop()
+	cp.set(Containerd, "stopped", nil)
+}
+
+// childProc is a component run as a child process of this one.
+type childProc struct {
+	cmd      *exec.Cmd
+	logPath  string
+	done     chan struct{}
+	err      error
+	stopping atomic.Bool
+}
+
+// startChild runs `self role args…` with its output in logPath. It dies
+// with this process (PDEATHSIG).
+func startChild(self, role string, args []string, logPath string) (*childProc, error) {
+	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%s log: %w", role, err)
+	}
+	cmd := exec.Command(self, append([]string{role}, args...)...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", role, err)
+	}
+	p := &childProc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		lf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Stop sends SIGTERM, then SIGKILL after grace.
+func (p *childProc) Stop(grace time.Duration) {
+	p.stopping.Store(true)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}

@@ -1,0 +1,151 @@
+package embed
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Ports of the node components, inside the namespace.
+const (
+	kubeletPort        = 10250
+	kubeletHealthzPort = 10248
+	proxyHealthzPort   = 10256
+	proxyMetricsPort   = 10249
+)
+
+// NodeConfig is what the node components (containerd, kubelet, kube-proxy,
+// CNI) are configured from, beyond the cluster Config.
+type NodeConfig struct {
+	Config
+	// LimitsEnforced: delegated cgroup v2 with cpu, memory and pids. When
+	// false the kubelet runs without QoS cgroups or allocatable enforcement
+	// and pod limits are accepted but not applied.
+	LimitsEnforced bool
+	ProxyMode      string // iptables or nftables
+	ContainerdSock string
+}
+
+func (c NodeConfig) pki(f string) string { return filepath.Join(c.DataDir, "pki", f) }
+
+// kubeletConfig renders the KubeletConfiguration. Pure.
+func kubeletConfig(c NodeConfig) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 0.0.0.0
+port: %d
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: %d
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: true
+  x509:
+    clientCAFile: %q
+authorization:
+  mode: Webhook
+tlsCertFile: %q
+tlsPrivateKeyFile: %q
+containerRuntimeEndpoint: %q
+podLogsDir: %q
+clusterDomain: %s
+resolvConf: /etc/resolv.conf
+cgroupDriver: cgroupfs
+failSwapOn: false
+protectKernelDefaults: false
+serializeImagePulls: false
+featureGates:
+  KubeletInUserNamespace: true
+`, kubeletPort, kubeletHealthzPort, c.pki("ca.crt"), c.pki("kubelet.crt"), c.pki("kubelet.key"),
+		"unix://"+c.ContainerdSock, filepath.Join(c.DataDir, "pod-logs"), c.ClusterDomain)
+	if !c.LimitsEnforced {
+		b.WriteString(`failCgroupV1: false
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+`)
+	}
+	return b.String()
+}
+
+// kubeletFlags are the kubelet's command-line flags (what its config file cannot hold).
+func kubeletFlags(c NodeConfig, configPath, kubeconfig string) map[string]string {
+	return map[string]string{
+		"config":            configPath,
+		"kubeconfig":        kubeconfig,
+		"hostname-override": c.NodeName,
+		"node-ip":           c.NodeIP.String(),
+		"root-dir":          filepath.Join(c.DataDir, "kubelet"),
+		"cert-dir":          filepath.Join(c.DataDir, "kubelet", "pki"),
+		"v":                 "1",
+	}
+}
+
+// kubeProxyConfig renders the KubeProxyConfiguration. Pure. The conntrack
+// sysctls belong to the host, so kube-proxy must not touch them;
+// masqueradeAll makes Service traffic between pods on the one bridge work
+// without br_netfilter, which a user namespace cannot load.
+func kubeProxyConfig(c NodeConfig, kubeconfig string) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: %q
+hostnameOverride: %s
+mode: %s
+clusterCIDR: %s
+healthzBindAddress: 127.0.0.1:%d
+metricsBindAddress: 127.0.0.1:%d
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+  udpTimeout: 0s
+  udpStreamTimeout: 0s
+iptables:
+  masqueradeAll: true
+  localhostNodePorts: true
+nftables:
+  masqueradeAll: true
+`, kubeconfig, c.NodeName, c.ProxyMode, c.ClusterCIDR, proxyHealthzPort, proxyMetricsPort)
+}
+
+// cniConfig renders the bridge network: pods on cni0 in the node's pod
+// range, masqueraded out through the namespace's NAT; portmap for hostPort.
+func cniConfig(c NodeConfig) (string, error) {
+	podCIDR, err := c.PodCIDR()
+	if err != nil {
+		return "", err
+	}
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       "unetes",
+		"plugins": []any{
+			map[string]any{
+				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"ipam": map[string]any{
+					"type":   "host-local",
+					"ranges": []any{[]any{map[string]any{"subnet": podCIDR}}},
+					"routes": []any{map[string]any{"dst": "0.0.0.0/0"}},
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
+		},
+	}
+	b, err := json.MarshalIndent(conf, "", "  ")
+	return string(b) + "\n", err
+}
+
+// DetectProxyMode picks kube-proxy's mode: iptables where the iptables tool
+// is installed (it serves NodePorts on 127.0.0.1, which `unetes forward`
+// dials), else nftables.
+func DetectProxyMode() string {
+	if _, err := exec.LookPath("iptables"); err == nil {
+		return "iptables"
+	}
+	return "nftables"
+}

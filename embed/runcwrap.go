@@ -1,0 +1,92 @@
+package embed
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// RuncWrapper is what containerd's shim runs as runc on a host without
+// delegated cgroups (unetes reached through a symlink named runc). runc
+// refuses to create a container whose limits it cannot apply, and kubelet
+// asks for limits (at least cpu shares) for every container; so for create
+// and run it drops linux.resources (except the device rules) from the
+// bundle, and it answers update with success. Then it execs the real runc.
+func RuncWrapper(args []string) int {
+	real := os.Getenv(RuncEnv)
+	if real == "" {
+		fmt.Fprintf(os.Stderr, "unetes runc wrapper: %s is not set\n", RuncEnv)
+		return 1
+	}
+	switch cmd, bundle := runcCommand(args); cmd {
+	case "create", "run":
+		if err := dropLimits(filepath.Join(bundle, "config.json")); err != nil {
+			fmt.Fprintf(os.Stderr, "unetes runc wrapper: %v\n", err)
+			return 1
+		}
+	case "update":
+		return 0
+	}
+	err := syscall.Exec(real, append([]string{"runc"}, args...), os.Environ())
+	fmt.Fprintf(os.Stderr, "unetes runc wrapper: exec %s: %v\n", real, err)
+	return 1
+}
+
+// runcCommand finds runc's subcommand in args and, for create and run, the
+// bundle (--bundle/-b, default the working directory). Pure.
+func runcCommand(args []string) (cmd, bundle string) {
+	withValue := map[string]bool{"--root": true, "--log": true, "--log-format": true, "--criu": true, "--rootless": true}
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if len(a) == 0 || a[0] != '-' {
+			break
+		}
+		if withValue[a] {
+			i++
+		}
+	}
+	if i >= len(args) {
+		return "", ""
+	}
+	cmd, bundle = args[i], "."
+	for j := i + 1; j < len(args); j++ {
+		switch a := args[j]; {
+		case (a == "--bundle" || a == "-b") && j+1 < len(args):
+			bundle = args[j+1]
+		case len(a) > 9 && a[:9] == "--bundle=":
+			bundle = a[9:]
+		}
+	}
+	return cmd, bundle
+}
+
+// dropLimits rewrites an OCI config without resource limits, keeping the
+// device rules.
+func dropLimits(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	linux, _ := spec["linux"].(map[string]any)
+	res, _ := linux["resources"].(map[string]any)
+	if len(res) == 0 {
+		return nil
+	}
+	kept := map[string]any{}
+	if d, ok := res["devices"]; ok {
+		kept["devices"] = d
+	}
+	linux["resources"] = kept
+	out, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, out, 0o600)
+}
