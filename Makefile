@@ -9,11 +9,15 @@ BIN     := bin/unetes
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GVISOR  := $(shell $(GO) list -m -f '{{.Version}}' gvisor.dev/gvisor 2>/dev/null)
 RK      := $(shell $(GO) list -m -f '{{.Version}}' github.com/rootless-containers/rootlesskit/v3 2>/dev/null)
+K8S     := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes 2>/dev/null)
 CONTAINERD := $(shell $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2 2>/dev/null)
 RUNC_VERSION := v1.5.3
 CNI_VERSION  := v1.10.0
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.gvisorVersion=$(GVISOR) -X main.rkVersion=$(RK) \
-	-X main.containerdVersion=$(CONTAINERD) -X main.runcVersion=$(RUNC_VERSION) -X main.cniVersion=$(CNI_VERSION)
+	-X main.containerdVersion=$(CONTAINERD) -X main.runcVersion=$(RUNC_VERSION) -X main.cniVersion=$(CNI_VERSION) \
+	-X k8s.io/component-base/version.gitVersion=$(K8S) -X k8s.io/component-base/version.gitMajor=$(word 2,$(subst ., ,$(subst v,v ,$(K8S)))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S))) -X k8s.io/component-base/version.gitTreeState=clean \
+	-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD)
 
 # Helper binaries embedded in unetes (embed/helpers): runc needs cgo and
 # libseccomp, linked static; the CNI plugins and pause are pure Go.

@@ -39,14 +39,15 @@ func containerdTOML(c ContainerdConfig) string {
 	fmt.Fprintf(&b, `version = 3
 root = %s
 state = %s
-
-[grpc]
-  address = %s
-
-[ttrpc]
-  address = %s
+# The shim's task service is linked into the same binary; it is not containerd's.
+disabled_plugins = ['io.containerd.ttrpc.v1.task']
 
 [plugins]
+  [plugins.'io.containerd.server.v1.grpc']
+    address = %s
+  [plugins.'io.containerd.server.v1.ttrpc']
+    address = %s
+
   [plugins.'io.containerd.cri.v1.images']
     snapshotter = %s
     [plugins.'io.containerd.cri.v1.images'.pinned_images]

@@ -63,8 +63,8 @@ func runcCommand(args []string) (cmd, bundle string) {
 	return cmd, bundle
 }
 
-// dropLimits rewrites an OCI config without resource limits, keeping the
-// device rules.
+// dropLimits rewrites an OCI config without resource limits and cgroup
+// path, keeping the device rules.
 func dropLimits(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -75,15 +75,17 @@ func dropLimits(path string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	linux, _ := spec["linux"].(map[string]any)
-	res, _ := linux["resources"].(map[string]any)
-	if len(res) == 0 {
+	if linux == nil {
 		return nil
 	}
-	kept := map[string]any{}
-	if d, ok := res["devices"]; ok {
-		kept["devices"] = d
+	delete(linux, "cgroupsPath")
+	if res, _ := linux["resources"].(map[string]any); len(res) > 0 {
+		kept := map[string]any{}
+		if d, ok := res["devices"]; ok {
+			kept["devices"] = d
+		}
+		linux["resources"] = kept
 	}
-	linux["resources"] = kept
 	out, err := json.Marshal(spec)
 	if err != nil {
 		return err

@@ -37,7 +37,7 @@ func childEnv(base []string, stateDir string) []string {
 
 // DefaultCopyUpDirs are the directories made writable (tmpfs with symlinks to
 // the originals) inside the mount namespace: what Kubernetes and containerd write.
-var DefaultCopyUpDirs = []string{"/etc", "/run", "/var/lib"}
+var DefaultCopyUpDirs = []string{"/etc", "/run", "/var/lib", "/var/log"}
 
 // ChildConfig configures the in-namespace side.
 type ChildConfig struct {

@@ -9,6 +9,9 @@ import (
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task/plugin"
 	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/plugins"
+	"github.com/containerd/plugin"
+	"github.com/containerd/plugin/registry"
 
 	"github.com/unetes/unetes/embed"
 )
@@ -41,8 +44,19 @@ func multiCall(argv []string) (int, bool) {
 // runShim is containerd-shim-runc-v2. Its flags live on the global flag set,
 // which nothing else in unetes uses; a fresh one avoids clashes with flags
 // other packages registered there.
+//
+// The shim loads every plugin in the registry, and this binary also holds
+// containerd's server plugins; so the registry is cut down to the shim's
+// task service first (the shim adds its publisher and shutdown itself).
 func runShim() int {
 	flag.CommandLine = flag.NewFlagSet(os.Args[0], flag.ExitOnError)
+	all := registry.Graph(func(*plugin.Registration) bool { return false })
+	registry.Reset()
+	for _, r := range all {
+		if r.Type == plugins.TTRPCPlugin && r.ID == "task" {
+			registry.Register(&r)
+		}
+	}
 	shim.RunShim(context.Background(), manager.NewShimManager("io.containerd.runc.v2"))
 	return 0
 }
