@@ -51,6 +51,8 @@ func apiserverFlags(c Config, pkiDir string) map[string]string {
 		"etcd-servers":                       etcdClientURL,
 		"kubelet-client-certificate":         p("apiserver-kubelet-client.crt"),
 		"kubelet-client-key":                 p("apiserver-kubelet-client.key"),
+		"kubelet-preferred-address-types":    "InternalIP,Hostname",
+		"kubelet-certificate-authority":      p("ca.crt"),
 		"profiling":                          "false",
 		"proxy-client-cert-file":             p("front-proxy-client.crt"),
 		"proxy-client-key-file":              p("front-proxy-client.key"),

@@ -39,7 +39,11 @@ type statusResponse struct {
 		Upstreams         int    `json:"dnsUpstreams"`
 		OpenFlows         int64  `json:"openFlows"`
 	} `json:"network"`
-	Forwards   []string                `json:"forwards"`
+	Forwards       []string `json:"forwards"`
+	ResourceLimits struct {
+		Enforced bool   `json:"enforced"`
+		Reason   string `json:"reason"`
+	} `json:"resourceLimits"`
 	Kubernetes bool                    `json:"kubernetes"`
 	APIPort    int                     `json:"apiPort,omitempty"`
 	Components []embed.ComponentStatus `json:"components,omitempty"`
@@ -64,9 +68,8 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		s.Name, s.PID, s.ChildPID = cfg.name, os.Getpid(), inst.ChildPID()
 		s.StateDir, s.DataDir, s.StartedAt = cfg.paths.StateDir, cfg.paths.DataDir, inst.Started()
 		s.Kubernetes, s.APIPort = cfg.kubernetes, cfg.apiPort
-		if cfg.kubernetes {
-			s.Components, _ = fetchComponents(r.Context(), cfg.paths.StateDir)
-		}
+		s.Components, _ = fetchComponents(r.Context(), cfg.paths.StateDir)
+		s.ResourceLimits.Enforced, s.ResourceLimits.Reason = cfg.cgroup.Enforced(), cgroupWhy(cfg.cgroup)
 		s.Network.Guest, s.Network.Gateway, s.Network.DNS = cfg.net.Guest.String(), cfg.net.Gateway.String(), cfg.net.DNS.String()
 		s.Network.MTU, s.Network.AllowHostLoopback, s.Network.Upstreams = cfg.net.MTU, cfg.net.AllowHostLoopback, len(cfg.net.DNSUpstreams)
 		if st := d.Stack(); st != nil {

@@ -77,13 +77,64 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	}); err != nil {
 		return "", err
 	}
-	since(progress, "controllers ready", t)
+	t = since(progress, "controllers ready", t)
+	if err := poll(ctx, inst, 3*time.Minute, "the kubelet and kube-proxy", func(ctx context.Context) error {
+		return componentsReady(ctx, cfg.paths.StateDir, embed.Containerd, embed.Kubelet, embed.KubeProxy)
+	}); err != nil {
+		return "", err
+	}
+	node := embed.NodeName(cfg.name)
+	nodeURL := fmt.Sprintf("https://127.0.0.1:%d/api/v1/nodes/%s", cfg.apiPort, node)
+	started := inst.Started().Truncate(time.Second)
+	if err := poll(ctx, inst, 3*time.Minute, "node "+node+" Ready", func(ctx context.Context) error {
+		return nodeReady(ctx, client, nodeURL, started)
+	}); err != nil {
+		return "", err
+	}
+	since(progress, "node ready", t)
 	kc := filepath.Join(cfg.paths.ConfigDir, "kubeconfig")
 	server := fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort)
 	if err := embed.WriteAdminKubeconfig(pki, cfg.name, server, kc); err != nil {
 		return "", err
 	}
 	return kc, nil
+}
+
+// nodeReady passes when the node at url has condition Ready=True, posted
+// (heartbeat) since this instance started: etcd still holds the last run's.
+func nodeReady(ctx context.Context, c *http.Client, url string, since time.Time) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	var n struct {
+		Status struct {
+			Conditions []struct {
+				Type, Status, Message string
+				LastHeartbeatTime     time.Time `json:"lastHeartbeatTime"`
+			} `json:"conditions"`
+		} `json:"status"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&n); err != nil {
+		return err
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == "Ready" {
+			if c.LastHeartbeatTime.Before(since) {
+				return errors.New("no status from the kubelet yet")
+			}
+			if c.Status == "True" {
+				return nil
+			}
+			return fmt.Errorf("not ready: %s", c.Message)
+		}
+	}
+	return errors.New("no Ready condition yet")
 }
 
 func since(progress func(string, time.Duration), phase string, t time.Time) time.Time {

@@ -45,17 +45,22 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fwd = strings.Join(s.Forwards, ", ")
 	}
 	fmt.Fprintf(stdout, "forwards:    %s\n", fwd)
+	if s.ResourceLimits.Enforced {
+		fmt.Fprintf(stdout, "limits:      enforced (%s)\n", s.ResourceLimits.Reason)
+	} else {
+		fmt.Fprintf(stdout, "limits:      NOT enforced (%s): pod limits are accepted but not applied; `unetes doctor` says how to delegate cgroups\n", s.ResourceLimits.Reason)
+	}
 	if !s.Kubernetes {
 		fmt.Fprintf(stdout, "kubernetes:  off (--no-kubernetes)\n")
 	} else {
 		fmt.Fprintf(stdout, "kubernetes:  API at https://127.0.0.1:%d\n", s.APIPort)
-		for _, c := range s.Components {
-			line := fmt.Sprintf("  %-19s %s since %s", c.Name, c.State, c.Since.Format(time.TimeOnly))
-			if c.Error != "" {
-				line += ": " + c.Error
-			}
-			fmt.Fprintln(stdout, line)
+	}
+	for _, c := range s.Components {
+		line := fmt.Sprintf("  %-19s %s since %s", c.Name, c.State, c.Since.Format(time.TimeOnly))
+		if c.Error != "" {
+			line += ": " + c.Error
 		}
+		fmt.Fprintln(stdout, line)
 	}
 	fmt.Fprintf(stdout, "state:       %s\ndata:        %s\n", s.StateDir, s.DataDir)
 	return 0
