@@ -105,7 +105,17 @@ func runKubeProxy(ctx context.Context, args []string) error {
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("kube-proxy config: %w", err)
 	}
-	return opts.Run(ctx)
+	// Options.Run returns only on an error: a clean stop of the proxy (ctx
+	// done) sends nil, which its loop ignores. So stop waiting on ctx; the
+	// loop goroutine is left parked until the process exits.
+	errc := make(chan error, 1)
+	go func() { errc <- opts.Run(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // RunKubelet is the kubelet process (hidden role `_kubelet`): the stock

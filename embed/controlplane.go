@@ -228,9 +228,11 @@ func (cp *ControlPlane) Stop() {
 	cp.mu.Unlock()
 	for i := len(comps) - 1; i >= 0; i-- {
 		r := comps[i]
+		t := time.Now()
 		r.cancel()
 		select {
 		case <-r.done:
+			cp.logStopped(r.name, t)
 		case <-time.After(20 * time.Second):
 			if cp.cfg.Log != nil {
 				cp.cfg.Log.Warn("component did not stop in time", "component", r.name)
@@ -238,8 +240,16 @@ func (cp *ControlPlane) Stop() {
 		}
 	}
 	if cp.etcd != nil {
+		t := time.Now()
 		cp.etcd.Close()
 		cp.set(Etcd, "stopped", nil)
+		cp.logStopped(Etcd, t)
 	}
 	cp.stopContainerd()
+}
+
+func (cp *ControlPlane) logStopped(name string, since time.Time) {
+	if cp.cfg.Log != nil {
+		cp.cfg.Log.Info("component stopped", "component", name, "took", time.Since(since))
+	}
 }

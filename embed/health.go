@@ -62,7 +62,12 @@ func AdminClient(p *PKI) (*http.Client, error) {
 // writeKubeconfig writes a kubeconfig for the PKI identity user (its own
 // client certificate) into the state dir and returns its path.
 func (cp *ControlPlane) writeKubeconfig(user string) (string, error) {
-	server := "https://127.0.0.1:" + strconv.Itoa(cp.cfg.APIPort)
+	return cp.writeKubeconfigTo(user, "127.0.0.1:"+strconv.Itoa(cp.cfg.APIPort))
+}
+
+// writeKubeconfigTo is writeKubeconfig with the apiserver at addr.
+func (cp *ControlPlane) writeKubeconfigTo(user, addr string) (string, error) {
+	server := "https://" + addr
 	b, err := cp.pki.KubeconfigFor(user, user, server)
 	if err != nil {
 		return "", err

@@ -159,15 +159,23 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	}
 	t = cp.phase("kubelet", t)
 
-	pkc, err := cp.writeKubeconfig("kube-proxy")
+	relay, err := newRelay("127.0.0.1:" + strconv.Itoa(nc.APIPort))
 	if err != nil {
+		return fmt.Errorf("kube-proxy relay: %w", err)
+	}
+	pkc, err := cp.writeKubeconfigTo("kube-proxy", relay.Addr())
+	if err != nil {
+		relay.Close()
 		return err
 	}
 	pconf := filepath.Join(nc.StateDir, "kube-proxy.yaml")
 	if err := os.WriteFile(pconf, []byte(kubeProxyConfig(nc, pkc)), 0o600); err != nil {
 		return fmt.Errorf("kube-proxy config: %w", err)
 	}
-	proxy := cp.run(KubeProxy, runKubeProxy, []string{"--config=" + pconf})
+	proxy := cp.run(KubeProxy, func(ctx context.Context, args []string) error {
+		defer relay.Close()
+		return runKubeProxy(ctx, args)
+	}, []string{"--config=" + pconf})
 	if err := cp.waitReady(ctx, proxy, func(ctx context.Context) error {
 		// /livez answers once the proxy runs; /healthz waits for the node.
 		return get(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(proxyHealthzPort)+"/livez")
@@ -215,16 +223,20 @@ func (cp *ControlPlane) stopKubelet() {
 	if cp.kubelet == nil {
 		return
 	}
+	t := time.Now()
 	cp.kubelet.Stop(15 * time.Second)
 	cp.set(Kubelet, "stopped", nil)
+	cp.logStopped(Kubelet, t)
 }
 
 func (cp *ControlPlane) stopContainerd() {
 	if cp.ctrd == nil {
 		return
 	}
+	t := time.Now()
 	cp.ctrd.Stop()
 	cp.set(Containerd, "stopped", nil)
+	cp.logStopped(Containerd, t)
 }
 
 // childProc is a component run as a child process of this one.

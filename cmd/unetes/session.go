@@ -114,6 +114,14 @@ func (s *session) bringUp(ctx context.Context, stopReq chan<- struct{}) (io.Clos
 		fmt.Fprintf(s.stdout, "unetes: forwarding %s\n", describeForwards(sts))
 	}
 	if !s.cfg.kubernetes {
+		t := time.Now()
+		if err := poll(ctx, s.inst, 3*time.Minute, "containerd", func(ctx context.Context) error {
+			return componentsReady(ctx, s.cfg.paths.StateDir, embed.Containerd)
+		}); err != nil {
+			api.Close()
+			return nil, "", fmt.Errorf("%w (see `unetes logs --name %s containerd`)", err, s.cfg.name)
+		}
+		s.progress("containerd", time.Since(t))
 		return api, "", nil
 	}
 	kubeconfig, err := bringUpKubernetes(ctx, s.cfg, s.inst, s.fwd, s.pki, s.progress)
