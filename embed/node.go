@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Node component names, as `unetes logs` and `unetes status` show them.
@@ -137,6 +139,9 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	if err != nil {
 		return err
 	}
+	if err := mountKubeletRoot(filepath.Join(nc.DataDir, "kubelet")); err != nil {
+		return err
+	}
 	confPath := filepath.Join(nc.StateDir, "kubelet.yaml")
 	if err := os.WriteFile(confPath, []byte(kubeletConfig(nc)), 0o600); err != nil {
 		return fmt.Errorf("kubelet config: %w", err)
@@ -183,6 +188,22 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 		return err
 	}
 	cp.phase("kube-proxy", t)
+	return nil
+}
+
+// mountKubeletRoot bind-mounts dir (persistent) on kubeletRoot. This process
+// is root in its own user and mount namespaces, and /var/lib is a tmpfs
+// copy-up there, so the mount point can be made and nothing outside sees it.
+func mountKubeletRoot(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("kubelet dir: %w", err)
+	}
+	if err := os.MkdirAll(kubeletRoot, 0o700); err != nil {
+		return fmt.Errorf("kubelet mount point: %w", err)
+	}
+	if err := unix.Mount(dir, kubeletRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", dir, kubeletRoot, err)
+	}
 	return nil
 }
 

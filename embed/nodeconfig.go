@@ -72,6 +72,12 @@ enforceNodeAllocatable: []
 	return b.String()
 }
 
+// kubeletRoot is the kubelet's directory inside the mount namespace: a bind
+// mount of <data>/kubelet (see mountKubeletRoot). The kubelet makes unix
+// sockets below it, whose paths must stay under 108 bytes, which a data dir
+// in a deep $HOME would not.
+const kubeletRoot = "/var/lib/kubelet"
+
 // kubeletFlags are the kubelet's command-line flags (what its config file cannot hold).
 func kubeletFlags(c NodeConfig, configPath, kubeconfig string) map[string]string {
 	return map[string]string{
@@ -79,8 +85,8 @@ func kubeletFlags(c NodeConfig, configPath, kubeconfig string) map[string]string
 		"kubeconfig":        kubeconfig,
 		"hostname-override": c.NodeName,
 		"node-ip":           c.NodeIP.String(),
-		"root-dir":          filepath.Join(c.DataDir, "kubelet"),
-		"cert-dir":          filepath.Join(c.DataDir, "kubelet", "pki"),
+		"root-dir":          kubeletRoot,
+		"cert-dir":          filepath.Join(kubeletRoot, "pki"),
 		"v":                 "1",
 	}
 }

@@ -1,0 +1,142 @@
+package embed
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testNodeConfig(enforced bool) NodeConfig {
+	return NodeConfig{Config: testConfig(), LimitsEnforced: enforced, ProxyMode: "iptables", ContainerdSock: "/state/containerd.sock"}
+}
+
+func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
+
+func TestNodeConfigGoldens(t *testing.T) {
+	golden(t, "kubelet-no-limits", lines(kubeletConfig(testNodeConfig(false))))
+	golden(t, "kubelet-limits", lines(kubeletConfig(testNodeConfig(true))))
+	golden(t, "kubelet-flags", FlagList(kubeletFlags(testNodeConfig(false), "/state/kubelet.yaml", "/state/kubelet.kubeconfig"), nil))
+	golden(t, "kube-proxy", lines(kubeProxyConfig(testNodeConfig(false), "/state/kube-proxy.kubeconfig")))
+	cni, err := cniConfig(testNodeConfig(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "cni", lines(cni))
+	golden(t, "containerd", lines(containerdTOML(ContainerdConfig{
+		Root: "/data/containerd", State: "/run/containerd", Address: "/state/containerd.sock", Snapshotter: "overlayfs",
+		ShimPath: "/home/u/unetes", RuncPath: "/state/bin/runc", CNIBinDir: "/data/bin/0123", CNIConfDir: "/state/cni/net.d", PauseImage: PauseImage,
+	})))
+}
+
+func TestLimitsOnlyWhenEnforced(t *testing.T) {
+	if strings.Contains(kubeletConfig(testNodeConfig(true)), "cgroupsPerQOS: false") {
+		t.Fatal("delegated cgroups must keep QoS cgroups")
+	}
+	if !strings.Contains(kubeletConfig(testNodeConfig(false)), "enforceNodeAllocatable: []") {
+		t.Fatal("without delegation nothing may be enforced")
+	}
+}
+
+func TestPodCIDR(t *testing.T) {
+	c := testConfig()
+	if got, err := c.PodCIDR(); err != nil || got != "10.88.0.0/24" {
+		t.Fatalf("got %q %v", got, err)
+	}
+	c.ClusterCIDR = "10.88.0.0/28"
+	if _, err := c.PodCIDR(); err == nil {
+		t.Fatal("a cluster range smaller than /24 must be refused")
+	}
+}
+
+func TestRuncCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		cmd, bundle string
+	}{
+		{[]string{"--root", "/run/runc", "--log", "/x/log.json", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/b/pid", "id1"}, "create", "/b"},
+		{[]string{"run", "--bundle=/c", "id"}, "run", "/c"},
+		{[]string{"run", "id"}, "run", "."},
+		{[]string{"--root", "/r", "update", "--resources", "-", "id"}, "update", "."},
+		{[]string{"--root", "/r", "state", "id"}, "state", "."},
+		{[]string{"--debug"}, "", ""},
+	} {
+		cmd, bundle := runcCommand(tc.args)
+		if cmd != tc.cmd || (tc.cmd == "create" || tc.cmd == "run") && bundle != tc.bundle {
+			t.Errorf("runcCommand(%v) = %q %q, want %q %q", tc.args, cmd, bundle, tc.cmd, tc.bundle)
+		}
+	}
+}
+
+func TestDropLimitsKeepsDevicesAndTheRest(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.json")
+	in := `{"ociVersion":"1.2.0","process":{"args":["sh"]},"linux":{"cgroupsPath":"/k8s.io/x","namespaces":[{"type":"pid"}],
+"resources":{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":67108864},"cpu":{"shares":204,"quota":20000,"period":100000}}}}`
+	os.WriteFile(p, []byte(in), 0o600)
+	if err := dropLimits(p); err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Process map[string]any `json:"process"`
+		Linux   map[string]any `json:"linux"`
+	}
+	b, _ := os.ReadFile(p)
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	res := spec.Linux["resources"].(map[string]any)
+	if _, ok := res["devices"]; !ok || len(res) != 1 {
+		t.Fatalf("resources = %v, want the device rules only", res)
+	}
+	if _, ok := spec.Linux["cgroupsPath"]; ok || spec.Linux["namespaces"] == nil || spec.Process == nil {
+		t.Fatalf("spec = %s", b)
+	}
+	if err := dropLimits(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatal("a missing bundle must be an error")
+	}
+}
+
+func TestOCIImageIsDeterministicAndComplete(t *testing.T) {
+	a, err := ociImage("localhost/x:1", map[string][]byte{"pause": []byte("binary")}, []string{"/pause"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ociImage("localhost/x:1", map[string][]byte{"pause": []byte("binary")}, []string{"/pause"})
+	if !bytes.Equal(a, b) {
+		t.Fatal("the same input packed twice differs")
+	}
+	names := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(a))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names[h.Name], _ = io.ReadAll(tr)
+	}
+	if _, ok := names["oci-layout"]; !ok || len(names) != 5 { // layout, index, manifest, config, layer
+		t.Fatalf("archive entries: %v", len(names))
+	}
+	var idx struct {
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(names["index.json"], &idx); err != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("index: %v %s", err, names["index.json"])
+	}
+	if idx.Manifests[0].Annotations["io.containerd.image.name"] != "localhost/x:1" {
+		t.Fatalf("index names %v", idx.Manifests[0].Annotations)
+	}
+	if _, ok := names["blobs/sha256/"+strings.TrimPrefix(idx.Manifests[0].Digest, "sha256:")]; !ok {
+		t.Fatal("the manifest blob is missing")
+	}
+}
