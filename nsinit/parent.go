@@ -155,11 +155,13 @@ func (i *Instance) launch(ctx context.Context) error {
 	return nil
 }
 
-func (i *Instance) subIDs() (uid, gid []IDRange, err error) {
-	if i.cfg.User.UID == 0 {
+func (i *Instance) subIDs() (uid, gid []IDRange, err error) { return subIDsOf(i.cfg.User) }
+
+// subIDsOf reads u's sub-ID ranges (none for root, which maps everything).
+func subIDsOf(u User) (uid, gid []IDRange, err error) {
+	if u.UID == 0 {
 		return nil, nil, nil
 	}
-	u := i.cfg.User
 	for _, f := range []struct {
 		path string
 		id   int

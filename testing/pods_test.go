@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -292,6 +293,30 @@ func TestPodsSurviveStopRunAndSIGKILL(t *testing.T) {
 	third := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort)})
 	third.rollout()
 	serves(t, hp)
+
+	// A container running as another user leaves files owned by a sub-ID;
+	// reset deletes them all the same.
+	if _, errOut, code := third.apply(`apiVersion: v1
+kind: Pod
+metadata: {name: nonroot}
+spec:
+  securityContext: {runAsUser: 1000, runAsGroup: 1000}
+  containers:
+  - {name: c, image: ` + testImage + `, imagePullPolicy: Never, command: ["sh", "-c", "mkdir /tmp/d && echo x > /tmp/d/f && chmod 500 /tmp/d && sleep 3600"]}
+`); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	third.mustKubectl("wait", "--for=condition=Ready", "pod/nonroot", "--timeout=120s")
+	if out := third.inPod("nonroot", "id", "-u"); strings.TrimSpace(out) != "1000" {
+		t.Fatalf("id -u in pod = %q", out)
+	}
+	third.stop()
+	if out, errOut, code := u.unetes(t, "", "reset", "--force", "--name", name); code != 0 {
+		t.Fatalf("reset after a non-root container: %d %s %s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(u.home, ".local/share/unetes", name)); !os.IsNotExist(err) {
+		t.Fatalf("data dir left after reset: %v", err)
+	}
 }
 
 // containerProcs lists the user's shims, pause processes and web servers.

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -91,6 +92,12 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	}); err != nil {
 		return "", err
 	}
+	// Pods can be created once the default namespace has its service account.
+	if err := poll(ctx, inst, 3*time.Minute, "the default service account", func(ctx context.Context) error {
+		return ensureDefaultServiceAccount(ctx, client, fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort))
+	}); err != nil {
+		return "", err
+	}
 	since(progress, "node ready", t)
 	kc := filepath.Join(cfg.paths.ConfigDir, "kubeconfig")
 	server := fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort)
@@ -98,6 +105,29 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 		return "", err
 	}
 	return kc, nil
+}
+
+// ensureDefaultServiceAccount creates default/default unless it exists. The
+// controller-manager creates it too, a few seconds after a first start; a pod
+// applied before that is refused, so unetes does not wait for it.
+func ensureDefaultServiceAccount(ctx context.Context, c *http.Client, server string) error {
+	path := server + "/api/v1/namespaces/default/serviceaccounts"
+	if err := httpOK(ctx, c, path+"/default"); err == nil {
+		return nil
+	}
+	body := `{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}`
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusConflict {
+		return fmt.Errorf("create the default service account: %s", resp.Status)
+	}
+	return nil
 }
 
 // nodeReady passes when the node at url has condition Ready=True, posted

@@ -46,6 +46,7 @@ var commands = map[string]command{
 	"_sandbox": {run: runSandbox, hidden: true},
 	"_kubelet": {run: func(args []string, _, _ io.Writer) int { return embed.RunKubelet(args) }, hidden: true},
 	"_ctr":     {run: runCtrInside, hidden: true},
+	"_rmtree":  {run: runRemoveTrees, hidden: true},
 }
 
 func main() {

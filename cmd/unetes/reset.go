@@ -40,11 +40,24 @@ func runReset(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, fmt.Errorf("instance %q could not be stopped: nothing deleted", inst.name))
 		}
 	}
-	for _, d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
-			return fail(stderr, fmt.Errorf("delete %s: %w (delete it by hand)", d, err))
-		}
+	u, _ := currentUser()
+	self, err := os.Executable()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if err := nsinit.RemoveAllMapped(u, self, "_rmtree", dirs); err != nil {
+		return fail(stderr, fmt.Errorf("%w (files that containers made belong to your sub-IDs: delete them with `unetes reset` once the error is fixed, or as root)", err))
 	}
 	fmt.Fprintf(stdout, "unetes: instance %q reset\n", inst.name)
+	return 0
+}
+
+// runRemoveTrees is the hidden role `_rmtree DIR…` that reset runs in a user
+// namespace with the sub-IDs mapped.
+func runRemoveTrees(args []string, stdout, stderr io.Writer) int {
+	if err := nsinit.RemoveTrees(args); err != nil {
+		fmt.Fprintf(stderr, "unetes reset: %v\n", err)
+		return 1
+	}
 	return 0
 }

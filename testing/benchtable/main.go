@@ -21,6 +21,7 @@ var (
 	flagUser     = flag.String("test-user", "unetes-test", "unprivileged user that runs the namespaces when run as root")
 	flagDuration = flag.Int("t", 5, "seconds per iperf3 run")
 	flagRuns     = flag.Int("runs", 3, "iperf3 runs per direction; the median is reported")
+	flagOnly     = flag.String("only", "", "run one table only: nat, forward or kube")
 )
 
 // result is one row of the table.
@@ -39,17 +40,32 @@ func main() {
 		os.Exit(1)
 	}
 	defer b.cleanup()
+	if *flagOnly == "kube" {
+		b.kubeTable()
+		return
+	}
 	fmt.Printf("NAT throughput, namespace <-> host %s, iperf3 -t %d, median of %d runs, MTU 65520, all in this run\n\n", b.hostIP, *flagDuration, *flagRuns)
 	loop := b.loopback()
-	rows := []result{loop, b.unetes(), b.slirp4netns(), b.pasta()}
-	printTable(rows, "slirp4netns")
-	fmt.Println("\nupload = namespace -> host, download = host -> namespace; NAT CPU = the NAT process's CPU time over the run, in % of one core.")
+	if *flagOnly == "" || *flagOnly == "nat" {
+		rows := []result{loop, b.unetes(), b.slirp4netns(), b.pasta()}
+		printTable(rows, "slirp4netns")
+		fmt.Println("\nupload = namespace -> host, download = host -> namespace; NAT CPU = the NAT process's CPU time over the run, in % of one core.")
+	}
+	if *flagOnly == "nat" {
+		return
+	}
 
 	fmt.Printf("\nForward throughput, host 127.0.0.1 -> iperf3 server inside the namespace, same run\n\n")
 	printTable(b.forwardRows(loop), "socat + unetes exec")
 	fmt.Println("\nupload = host client -> server inside, download = server inside -> host client (-R); CPU = the unetes run process.")
 
-	fmt.Printf("\nKubernetes control plane (etcd, apiserver, controller-manager, scheduler), same run\n\n")
+	if *flagOnly == "" {
+		b.kubeTable()
+	}
+}
+
+func (b *bench) kubeTable() {
+	fmt.Printf("\nKubernetes (control plane, containerd, kubelet, kube-proxy), same run\n\n")
 	b.kubeRows()
 }
 
