@@ -30,6 +30,7 @@ type ContainerdConfig struct {
 	CNIBinDir   string
 	CNIConfDir  string
 	PauseImage  string
+	RegistryDir string // hosts.toml per registry (containerd's certs.d layout)
 }
 
 // containerdTOML renders c as a containerd configuration (version 3). Pure.
@@ -52,6 +53,8 @@ disabled_plugins = ['io.containerd.ttrpc.v1.task']
     snapshotter = %s
     [plugins.'io.containerd.cri.v1.images'.pinned_images]
       sandbox = %s
+    [plugins.'io.containerd.cri.v1.images'.registry]
+      config_path = %s
 
   [plugins.'io.containerd.cri.v1.runtime']
     disable_apparmor = true
@@ -74,7 +77,7 @@ disabled_plugins = ['io.containerd.ttrpc.v1.task']
     disable_tcp_service = true
     stream_server_address = '127.0.0.1'
     stream_server_port = '0'
-`, q(c.Root), q(c.State), q(c.Address), q(c.Address+".ttrpc"), q(c.Snapshotter), q(c.PauseImage),
+`, q(c.Root), q(c.State), q(c.Address), q(c.Address+".ttrpc"), q(c.Snapshotter), q(c.PauseImage), q(c.RegistryDir),
 		q(c.ShimPath), q(c.RuncPath), q(c.CNIBinDir), q(c.CNIConfDir))
 	return b.String()
 }

@@ -22,6 +22,11 @@ const (
 	KubeProxy  = "kube-proxy"
 )
 
+// RegistryDirName is the data dir's directory of per-registry settings:
+// certs.d/HOST[:PORT]/hosts.toml, as containerd reads them (plain HTTP,
+// mirrors, CAs).
+const RegistryDirName = "certs.d"
+
 // RuncEnv names the real runc for the runc wrapper (see RuncWrapper).
 const RuncEnv = "UNETES_RUNC"
 
@@ -78,6 +83,7 @@ func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error 
 	cc := ContainerdConfig{
 		Root: root, State: "/run/containerd", Address: nc.ContainerdSock, Snapshotter: snap,
 		ShimPath: self, RuncPath: runc, CNIBinDir: bin, CNIConfDir: confDir, PauseImage: PauseImage,
+		RegistryDir: filepath.Join(nc.DataDir, RegistryDirName),
 	}
 	if cp.ctrd, err = startContainerd(ctx, cc, nc.StateDir, filepath.Join(cp.cfg.logDir(), "containerd.log")); err != nil {
 		return err
