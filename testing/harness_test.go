@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/unetes/unetes/testing/internal/hostaddr"
+	"github.com/unetes/unetes/testing/internal/syncbuf"
 )
 
 var (
@@ -159,22 +159,7 @@ func (u *testUser) unetes(t *testing.T, stdin string, args ...string) (stdout, s
 }
 
 // syncBuffer collects a running process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 var _ io.Writer = (*syncBuffer)(nil)
 

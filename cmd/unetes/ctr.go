@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,20 +34,7 @@ func runCtr(args []string, stdout, stderr io.Writer) int {
 	if b, err := os.ReadFile(filepath.Join(paths.StateDir, snapshotterFileName)); err == nil {
 		env = append(env, "CONTAINERD_SNAPSHOTTER="+string(b))
 	}
-	dir, _ := os.Getwd()
-	argv := append([]string{"/proc/self/exe", "_ctr"}, args...)
-	code, err := nsinit.Exec(paths.StateDir, nsinit.ExecRequest{Argv: argv, Env: env, Dir: dir}, os.Stdin, os.Stdout, os.Stderr)
-	if errors.Is(err, nsinit.ErrNotRunning) {
-		fail(stderr, notRunningError(inst.name))
-		return 125
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "unetes ctr: %v\n", err)
-		if code == 0 {
-			code = 125
-		}
-	}
-	return code
+	return execInside(inst.name, paths.StateDir, "ctr", append([]string{"/proc/self/exe", "_ctr"}, args...), env, stderr)
 }
 
 // runCtrInside is the hidden role `_ctr`: ctr itself.

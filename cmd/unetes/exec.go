@@ -25,14 +25,20 @@ func runExec(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
+	return execInside(inst.name, paths.StateDir, "exec", argv, os.Environ(), stderr)
+}
+
+// execInside runs argv with env inside the instance with this process's
+// stdio, and returns its exit status (125 when it could not run there).
+func execInside(name, stateDir, cmd string, argv, env []string, stderr io.Writer) int {
 	dir, _ := os.Getwd()
-	code, err := nsinit.Exec(paths.StateDir, nsinit.ExecRequest{Argv: argv, Env: os.Environ(), Dir: dir}, os.Stdin, os.Stdout, os.Stderr)
+	code, err := nsinit.Exec(stateDir, nsinit.ExecRequest{Argv: argv, Env: env, Dir: dir}, os.Stdin, os.Stdout, os.Stderr)
 	if errors.Is(err, nsinit.ErrNotRunning) {
-		fail(stderr, notRunningError(inst.name))
+		fail(stderr, notRunningError(name))
 		return 125
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "unetes exec: %v\n", err)
+		fmt.Fprintf(stderr, "unetes %s: %v\n", cmd, err)
 		if code == 0 {
 			code = 125
 		}

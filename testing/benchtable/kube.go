@@ -11,10 +11,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/unetes/unetes/testing/internal/syncbuf"
 	"github.com/unetes/unetes/testing/internal/testimage"
 )
 
@@ -67,7 +67,7 @@ func (b *bench) timeToReady(bin, inst string, port int, warm bool) readyTimes {
 	if warm {
 		b.asUser(exec.Command(bin, "stop", "--name", inst)).Run()
 	}
-	out := &syncBuf{}
+	out := &syncbuf.Buffer{}
 	run := b.asUser(exec.Command(bin, "run", "--name", inst, "--api-port", strconv.Itoa(port)))
 	run.Stdout, run.Stderr = out, out
 	start := time.Now()
@@ -197,22 +197,4 @@ func smaps(path string) (rss, pss float64) {
 		}
 	}
 	return rss, pss
-}
-
-// syncBuf is a bytes.Buffer safe for the writing process and a reader.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
