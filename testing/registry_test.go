@@ -22,6 +22,11 @@ func registry(t *testing.T, addr, name, tag string) (hostPort string, pulls func
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its own config (a label), so it differs from images loaded otherwise.
+	var cfg map[string]any
+	json.Unmarshal(img.Config, &cfg)
+	cfg["config"].(map[string]any)["Labels"] = map[string]string{"served-by": "e2e-registry"}
+	img.Config, _ = json.Marshal(cfg)
 	blobs := map[string][]byte{testimage.Digest(img.Layer): img.Layer, testimage.Digest(img.Config): img.Config}
 	manifest, _ := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -68,7 +73,7 @@ func registry(t *testing.T, addr, name, tag string) (hostPort string, pulls func
 	return l.Addr().String(), func() int { return int(n.Load()) }
 }
 
-func TestPullFromARegistryThroughTheNAT(t *testing.T) {
+func TestPullThroughTheNATAndImportAtStart(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	reg, pulls := registry(t, hostIP(t).String()+":0", "e2e/busybox", "reg")
 	name := newName()
@@ -81,8 +86,22 @@ func TestPullFromARegistryThroughTheNAT(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// And a tarball in <data>/images, imported at start.
+	img, err := testimage.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball, _ := img.DockerSave("localhost/busybox:at-start")
+	images := filepath.Join(u.home, ".local/share/unetes", name, "images")
+	os.MkdirAll(images, 0o755)
+	if err := os.WriteFile(filepath.Join(images, "busybox.tar"), tarball, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	chownTree(t, filepath.Join(u.home, ".local"), u)
 	in := launch(t, u, name, []string{"--api-port", fmt.Sprint(freePort(t, "tcp"))})
+	if out, errOut, code := u.unetes(t, "", "ctr", "--name", name, "-n", "k8s.io", "images", "ls", "-q"); code != 0 || !strings.Contains(out, "localhost/busybox:at-start") {
+		t.Fatalf("the tarball in %s was not imported at start: %d %q %q", images, code, out, errOut)
+	}
 	image := reg + "/e2e/busybox:reg"
 	if _, errOut, code := in.apply(`apiVersion: v1
 kind: Pod

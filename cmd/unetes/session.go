@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -140,6 +141,9 @@ func (s *session) printReady(kubeconfig string) {
 	}
 	fmt.Fprintf(s.stdout, "unetes: instance %q ready in %.2fs: %s/%d via %s, DNS %s, MTU %d, host loopback %s\n",
 		cfg.name, time.Since(s.start).Seconds(), cfg.net.Guest, cfg.net.Subnet.Bits(), cfg.net.Gateway, cfg.net.DNS, cfg.net.MTU, loop)
+	if snap, _ := os.ReadFile(filepath.Join(cfg.paths.StateDir, snapshotterFileName)); string(snap) == "native" {
+		fmt.Fprintln(s.stdout, "unetes: warning: overlayfs is not allowed in this user namespace (kernel < 5.11?): containerd uses the native snapshotter, which copies every layer (slower, more disk)")
+	}
 	if kubeconfig != "" {
 		fmt.Fprintf(s.stdout, "unetes: Kubernetes API at https://127.0.0.1:%d; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiPort, kubeconfig, cfg.name)
 	}

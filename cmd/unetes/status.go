@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -61,6 +63,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			line += ": " + c.Error
 		}
 		fmt.Fprintln(stdout, line)
+	}
+	if snap, err := os.ReadFile(filepath.Join(s.StateDir, snapshotterFileName)); err == nil {
+		fmt.Fprintf(stdout, "snapshotter: %s\n", snap)
 	}
 	fmt.Fprintf(stdout, "state:       %s\ndata:        %s\n", s.StateDir, s.DataDir)
 	return 0
