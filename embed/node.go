@@ -165,11 +165,7 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 			cp.errc <- err
 		}
 	}()
-	if err := cp.waitChild(ctx, Kubelet, cp.kubelet, httpHealthz(kubeletHealthzPort)); err != nil {
-		return err
-	}
-	t = cp.phase("kubelet", t)
-
+	// kube-proxy needs only the apiserver: it starts while the kubelet does.
 	relay, err := newRelay("127.0.0.1:" + strconv.Itoa(nc.APIPort))
 	if err != nil {
 		return fmt.Errorf("kube-proxy relay: %w", err)
@@ -187,13 +183,16 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 		defer relay.Close()
 		return runKubeProxy(ctx, args)
 	}, []string{"--config=" + pconf})
+	if err := cp.waitChild(ctx, Kubelet, cp.kubelet, httpHealthz(kubeletHealthzPort)); err != nil {
+		return err
+	}
 	if err := cp.waitReady(ctx, proxy, func(ctx context.Context) error {
 		// /livez answers once the proxy runs; /healthz waits for the node.
 		return get(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(proxyHealthzPort)+"/livez")
 	}); err != nil {
 		return err
 	}
-	cp.phase("kube-proxy", t)
+	cp.phase("kubelet and kube-proxy", t)
 	return nil
 }
 

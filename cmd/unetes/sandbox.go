@@ -97,17 +97,28 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 }
 
 // startComponents brings up containerd and, with Kubernetes, the control
-// plane and the node.
+// plane (at the same time: neither needs the other) and then the node.
 func startComponents(ctx context.Context, cp *embed.ControlPlane, nc embed.NodeConfig, a sandboxArgs, self string) error {
-	if err := cp.StartContainerd(ctx, nc, self); err != nil {
+	ctrd := make(chan error, 1)
+	go func() {
+		err := cp.StartContainerd(ctx, nc, self)
+		if err == nil {
+			os.WriteFile(filepath.Join(a.stateDir, snapshotterFileName), []byte(cp.Snapshotter()), 0o600)
+		}
+		ctrd <- err
+	}()
+	var cpErr error
+	if a.kubernetes {
+		cpErr = cp.Start(ctx)
+	}
+	if err := <-ctrd; err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
-	os.WriteFile(filepath.Join(a.stateDir, snapshotterFileName), []byte(cp.Snapshotter()), 0o600)
+	if cpErr != nil {
+		return fmt.Errorf("control plane: %w", cpErr)
+	}
 	if !a.kubernetes {
 		return nil
-	}
-	if err := cp.Start(ctx); err != nil {
-		return fmt.Errorf("control plane: %w", err)
 	}
 	if err := cp.StartNode(ctx, self); err != nil {
 		return fmt.Errorf("node: %w", err)
