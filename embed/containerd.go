@@ -41,7 +41,10 @@ func containerdTOML(c ContainerdConfig) string {
 root = %s
 state = %s
 # The shim's task service is linked into the same binary; it is not containerd's.
-disabled_plugins = ['io.containerd.ttrpc.v1.task']
+# containerd's gRPC metrics would claim names in the process-wide Prometheus
+# registry that etcd, starting at the same time, registers too (and nothing
+# serves containerd's metrics here).
+disabled_plugins = ['io.containerd.ttrpc.v1.task', 'io.containerd.metrics.v1.grpc-prometheus']
 
 [plugins]
   [plugins.'io.containerd.server.v1.grpc']
