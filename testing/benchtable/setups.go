@@ -83,8 +83,20 @@ func (b *bench) server(addr string) (int, error) {
 	return port, nil
 }
 
-// iperf runs a client command (prefix + iperf3 args), returns Gbit/s.
+// iperf runs a client command (prefix + iperf3 args), returns Gbit/s. The
+// server takes one test at a time and may still be finishing the last one,
+// so "busy" is retried for a few seconds.
 func iperf(prefix []string, server string, port int, reverse bool, prep func(*exec.Cmd) *exec.Cmd) (float64, error) {
+	for i := 0; ; i++ {
+		g, err := iperfOnce(prefix, server, port, reverse, prep)
+		if err == nil || i == 5 || !strings.Contains(err.Error(), "busy") {
+			return g, err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func iperfOnce(prefix []string, server string, port int, reverse bool, prep func(*exec.Cmd) *exec.Cmd) (float64, error) {
 	args := append(append([]string{}, prefix...), "iperf3", "-c", server, "-p", strconv.Itoa(port), "-t", strconv.Itoa(*flagDuration), "-J")
 	if reverse {
 		args = append(args, "-R")
