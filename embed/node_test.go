@@ -12,7 +12,11 @@ import (
 )
 
 func testNodeConfig(enforced bool) NodeConfig {
-	return NodeConfig{Config: testConfig(), LimitsEnforced: enforced, ProxyMode: "iptables", ContainerdSock: "/state/containerd.sock"}
+	nc := NodeConfig{Config: testConfig(), LimitsEnforced: enforced, ProxyMode: "iptables", ContainerdSock: "/state/containerd.sock"}
+	if enforced {
+		nc.CgroupRoot = "/user.slice/user-1000.slice/user@1000.service/app.slice/unetes.scope"
+	}
+	return nc
 }
 
 func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }

@@ -24,6 +24,7 @@ type NodeConfig struct {
 	// false the kubelet runs without QoS cgroups or allocatable enforcement
 	// and pod limits are accepted but not applied.
 	LimitsEnforced bool
+	CgroupRoot     string // with LimitsEnforced: the delegated cgroup the kubelet puts pods under
 	ProxyMode      string // iptables or nftables
 	ContainerdSock string
 }
@@ -63,7 +64,9 @@ featureGates:
   KubeletInUserNamespace: true
 `, kubeletPort, kubeletHealthzPort, c.pki("ca.crt"), c.pki("kubelet.crt"), c.pki("kubelet.key"),
 		"unix://"+c.ContainerdSock, filepath.Join(c.DataDir, "pod-logs"), c.ClusterDomain)
-	if !c.LimitsEnforced {
+	if c.LimitsEnforced {
+		fmt.Fprintf(&b, "cgroupRoot: %s\n", c.CgroupRoot)
+	} else {
 		b.WriteString(`failCgroupV1: false
 cgroupsPerQOS: false
 enforceNodeAllocatable: []

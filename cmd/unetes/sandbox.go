@@ -31,6 +31,7 @@ type sandboxArgs struct {
 	stateDir, dataDir string
 	kubernetes        bool
 	limitsEnforced    bool
+	cgroupRoot        string
 	nodeIP            string
 	debug             bool
 }
@@ -46,6 +47,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.dataDir, "data-dir", "", "data dir of the instance")
 	fs.BoolVar(&a.kubernetes, "kubernetes", false, "run the control plane and the node")
 	fs.BoolVar(&a.limitsEnforced, "limits-enforced", false, "cgroups are delegated: enforce pod limits")
+	fs.StringVar(&a.cgroupRoot, "cgroup-root", "", "with --limits-enforced: the delegated cgroup for the kubelet's pods")
 	fs.StringVar(&a.nodeIP, "node-ip", "10.0.2.100", "the namespace's address")
 	fs.BoolVar(&a.debug, "debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil || a.stateDir == "" || a.dataDir == "" {
@@ -72,7 +74,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := embed.DefaultConfig(a.name, a.dataDir, a.stateDir, net.ParseIP(a.nodeIP), log.With("component", "controlplane"))
 	cfg.Progress = func(phase string, took time.Duration) { log.Info("phase", "phase", phase, "took", took) }
-	nc := embed.NodeConfig{Config: cfg, LimitsEnforced: a.limitsEnforced, ProxyMode: embed.DetectProxyMode(),
+	nc := embed.NodeConfig{Config: cfg, LimitsEnforced: a.limitsEnforced, CgroupRoot: a.cgroupRoot, ProxyMode: embed.DetectProxyMode(),
 		ContainerdSock: filepath.Join(a.stateDir, containerdSocketName)}
 	cp := embed.New(cfg)
 	status := serveStatus(a.stateDir, func() any { return cp.Status() })

@@ -62,7 +62,16 @@ func (s *session) startSandbox(ctx context.Context) error {
 	s.driver = netstack.NewParentDriver(cfg.net, s.log.With("component", "netstack"))
 	childArgs := []string{"_child", "--", "--name", cfg.name, "--state-dir", cfg.paths.StateDir, "--data-dir", cfg.paths.DataDir}
 	if cfg.cgroup.Enforced() {
-		childArgs = append(childArgs, "--limits-enforced")
+		root, err := nsinit.DelegateCgroup("/sys/fs/cgroup", cfg.cgroup)
+		if err != nil {
+			fmt.Fprintf(s.stdout, "unetes: warning: cgroup %s is delegated but could not be prepared for pods (%v): resource limits are NOT enforced\n", cfg.cgroup.Path, err)
+			s.cfg.cgroup.Delegated, cfg.cgroup.Delegated = false, false
+		} else {
+			childArgs = append(childArgs, "--limits-enforced", "--cgroup-root", root)
+		}
+	}
+	if cfg.cgroup.Enforced() {
+		fmt.Fprintf(s.stdout, "unetes: resource limits are enforced (%s)\n", cgroupWhy(cfg.cgroup))
 	} else {
 		fmt.Fprintf(s.stdout, "unetes: resource limits are NOT enforced on this host (%s); pods with limits run without them. `unetes doctor` says how to delegate cgroups.\n", cgroupWhy(cfg.cgroup))
 	}
