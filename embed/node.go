@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -284,16 +285,26 @@ func startChild(self, role string, args []string, logPath string) (*childProc, e
 	cmd := exec.Command(self, append([]string{role}, args...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("start %s: %w", role, err)
-	}
 	p := &childProc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	started := make(chan error, 1)
 	go func() {
+		// PDEATHSIG follows the thread that started the child, and Go ends
+		// threads (one whose locked goroutine returned, say): start and wait
+		// on one locked thread, which then lives as long as the child.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = cmd.Wait()
 		lf.Close()
 		close(p.done)
 	}()
+	if err := <-started; err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", role, err)
+	}
 	return p, nil
 }
 

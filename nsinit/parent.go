@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -217,7 +218,21 @@ func (i *Instance) startChild() (childPipes, error) {
 		Cloneflags:   syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
 		Unshareflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
 	}
-	err = cmd.Start()
+	// PDEATHSIG follows the thread that started the child, and Go ends
+	// threads (one whose locked goroutine returned, say): start and wait on
+	// one locked thread, which then lives as long as the child.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		i.cmd = cmd
+		started <- nil
+		i.finish(cmd.Wait())
+	}()
+	err = <-started
 	r1.Close()
 	w2.Close()
 	if err != nil {
@@ -225,11 +240,6 @@ func (i *Instance) startChild() (childPipes, error) {
 		r2.Close()
 		return childPipes{}, fmt.Errorf("create namespaces: %w%s", err, hintCloneErr(err))
 	}
-	i.cmd = cmd
-	go func() {
-		werr := cmd.Wait()
-		i.finish(werr)
-	}()
 	return childPipes{toChild: w1, fromChild: r2}, nil
 }
 
