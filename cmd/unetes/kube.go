@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -92,9 +93,8 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	}); err != nil {
 		return "", err
 	}
-	// Pods can be created once the default namespace has its service account.
-	if err := poll(ctx, inst, 3*time.Minute, "the default service account", func(ctx context.Context) error {
-		return ensureDefaultServiceAccount(ctx, client, fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort))
+	if err := poll(ctx, inst, 3*time.Minute, "the default namespace's service account and CA", func(ctx context.Context) error {
+		return ensurePodPrerequisites(ctx, client, fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort), pki)
 	}); err != nil {
 		return "", err
 	}
@@ -107,16 +107,13 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	return kc, nil
 }
 
-// ensureDefaultServiceAccount creates default/default unless it exists. The
-// controller-manager creates it too, a few seconds after a first start; a pod
-// applied before that is refused, so unetes does not wait for it.
-func ensureDefaultServiceAccount(ctx context.Context, c *http.Client, server string) error {
-	path := server + "/api/v1/namespaces/default/serviceaccounts"
-	if err := httpOK(ctx, c, path+"/default"); err == nil {
+// ensureObject creates the object name in the collection at url (POST of
+// body) unless it exists already.
+func ensureObject(ctx context.Context, c *http.Client, url, name string, body []byte) error {
+	if err := httpOK(ctx, c, url+"/"+name); err == nil {
 		return nil
 	}
-	body := `{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}`
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
@@ -125,9 +122,29 @@ func ensureDefaultServiceAccount(ctx context.Context, c *http.Client, server str
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusConflict {
-		return fmt.Errorf("create the default service account: %s", resp.Status)
+		return fmt.Errorf("create %s: %s", name, resp.Status)
 	}
 	return nil
+}
+
+// ensurePodPrerequisites creates what every pod in the default namespace
+// needs and the controller-manager makes only a few seconds after a first
+// start: the default service account (without it a pod is refused) and the
+// kube-root-ca.crt config map (without it a pod's token volume waits). The
+// controllers adopt both.
+func ensurePodPrerequisites(ctx context.Context, c *http.Client, server string, pki *embed.PKI) error {
+	ns := server + "/api/v1/namespaces/default"
+	sa := []byte(`{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}`)
+	if err := ensureObject(ctx, c, ns+"/serviceaccounts", "default", sa); err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(pki.Path("ca.crt"))
+	if err != nil {
+		return err
+	}
+	cm, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "kube-root-ca.crt"}, "data": map[string]string{"ca.crt": string(ca)}})
+	return ensureObject(ctx, c, ns+"/configmaps", "kube-root-ca.crt", cm)
 }
 
 // nodeReady passes when the node at url has condition Ready=True, posted
