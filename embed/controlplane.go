@@ -115,17 +115,17 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	t = cp.phase("etcd", t)
 
 	api := cp.run(APIServer, runAPIServer, FlagList(apiserverFlags(cp.cfg, cp.pki.Dir), nil))
-	if err := cp.waitReady(ctx, api, cp.apiReady); err != nil {
+	if err := cp.waitReady(ctx, APIServer, api.exits(cp.cfg.logDir()), cp.apiReady); err != nil {
 		return err
 	}
 	t = cp.phase("apiserver ready", t)
 
 	cm := cp.run(ControllerManager, runControllerManager, FlagList(controllerManagerFlags(cp.cfg, cp.pki.Dir, cmKC), nil))
 	sched := cp.run(Scheduler, runScheduler, FlagList(schedulerFlags(schedKC), nil))
-	if err := cp.waitReady(ctx, cm, healthz(cmPort)); err != nil {
+	if err := cp.waitReady(ctx, ControllerManager, cm.exits(cp.cfg.logDir()), healthz(cmPort)); err != nil {
 		return err
 	}
-	if err := cp.waitReady(ctx, sched, healthz(schedPort)); err != nil {
+	if err := cp.waitReady(ctx, Scheduler, sched.exits(cp.cfg.logDir()), healthz(schedPort)); err != nil {
 		return err
 	}
 	cp.phase("controllers", t)
@@ -166,28 +166,39 @@ func (cp *ControlPlane) run(name string, fn func(context.Context, []string) erro
 	return r
 }
 
-// waitReady polls ready until it succeeds, the component dies, or 2 minutes pass.
-func (cp *ControlPlane) waitReady(ctx context.Context, r *runner, ready func(context.Context) error) error {
+// exitWatch is how waitReady sees a component end during start: a channel
+// closed when it exits, its error then, and the log that says more.
+type exitWatch struct {
+	done <-chan struct{}
+	err  func() error
+	log  string
+}
+
+func (r *runner) exits(logDir string) exitWatch {
+	return exitWatch{r.done, func() error { return r.err }, filepath.Join(logDir, "kubernetes.log")}
+}
+
+// waitReady polls ready until it succeeds, the component exits, or 2 minutes pass.
+func (cp *ControlPlane) waitReady(ctx context.Context, name string, x exitWatch, ready func(context.Context) error) error {
 	deadline := time.Now().Add(2 * time.Minute)
-	var last error
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		last = ready(pctx)
+		last := ready(pctx)
 		cancel()
 		if last == nil {
-			cp.set(r.name, "ready", nil)
+			cp.set(name, "ready", nil)
 			return nil
 		}
 		select {
-		case <-r.done:
-			return fmt.Errorf("%s exited during start: %v (see %s)", r.name, r.err, filepath.Join(cp.cfg.logDir(), "kubernetes.log"))
+		case <-x.done:
+			return fmt.Errorf("%s exited during start: %v (see %s)", name, x.err(), x.log)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			err := fmt.Errorf("%s not ready after 2 minutes: %v", r.name, last)
-			cp.set(r.name, "failed", err)
+			err := fmt.Errorf("%s not ready after 2 minutes: %w (see %s)", name, last, x.log)
+			cp.set(name, "failed", err)
 			return err
 		}
 	}

@@ -184,10 +184,10 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 		defer relay.Close()
 		return runKubeProxy(ctx, args)
 	}, []string{"--config=" + pconf})
-	if err := cp.waitChild(ctx, Kubelet, cp.kubelet, httpHealthz(kubeletHealthzPort)); err != nil {
+	if err := cp.waitReady(ctx, Kubelet, cp.kubelet.exits(), httpHealthz(kubeletHealthzPort)); err != nil {
 		return err
 	}
-	if err := cp.waitReady(ctx, proxy, func(ctx context.Context) error {
+	if err := cp.waitReady(ctx, KubeProxy, proxy.exits(cp.cfg.logDir()), func(ctx context.Context) error {
 		// /livez answers once the proxy runs; /healthz waits for the node.
 		return get(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(proxyHealthzPort)+"/livez")
 	}); err != nil {
@@ -219,30 +219,8 @@ func httpHealthz(port int) func(context.Context) error {
 	}
 }
 
-// waitChild polls ready until it passes, the process exits, or 2 minutes pass.
-func (cp *ControlPlane) waitChild(ctx context.Context, name string, p *childProc, ready func(context.Context) error) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := ready(pctx)
-		cancel()
-		if err == nil {
-			cp.set(name, "ready", nil)
-			return nil
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited during start: %v (see %s)", name, p.err, p.logPath)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			err = fmt.Errorf("%s not ready after 2 minutes: %w (see %s)", name, err, p.logPath)
-			cp.set(name, "failed", err)
-			return err
-		}
-	}
+func (p *childProc) exits() exitWatch {
+	return exitWatch{p.done, func() error { return p.err }, p.logPath}
 }
 
 // stopKubelet stops the kubelet; kube-proxy stops with the other runners.
