@@ -18,7 +18,7 @@ func (cp *ControlPlane) apiReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return get(ctx, c, "https://127.0.0.1:"+strconv.Itoa(cp.cfg.APIPort)+"/readyz")
+	return GetOK(ctx, c, "https://127.0.0.1:"+strconv.Itoa(cp.cfg.APIPort)+"/readyz")
 }
 
 // healthz probes a component's secure port (its serving certificate is
@@ -26,11 +26,12 @@ func (cp *ControlPlane) apiReady(ctx context.Context) error {
 func healthz(port int) func(context.Context) error {
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	return func(ctx context.Context) error {
-		return get(ctx, c, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz")
+		return GetOK(ctx, c, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz")
 	}
 }
 
-func get(ctx context.Context, c *http.Client, url string) error {
+// GetOK fetches url with c and fails unless the answer is 200 OK.
+func GetOK(ctx context.Context, c *http.Client, url string) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := c.Do(req)
 	if err != nil {

@@ -189,7 +189,7 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	}
 	if err := cp.waitReady(ctx, KubeProxy, proxy.exits(cp.cfg.logDir()), func(ctx context.Context) error {
 		// /livez answers once the proxy runs; /healthz waits for the node.
-		return get(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(proxyHealthzPort)+"/livez")
+		return GetOK(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(proxyHealthzPort)+"/livez")
 	}); err != nil {
 		return err
 	}
@@ -215,7 +215,7 @@ func mountKubeletRoot(dir string) error {
 
 func httpHealthz(port int) func(context.Context) error {
 	return func(ctx context.Context) error {
-		return get(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(port)+"/healthz")
+		return GetOK(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(port)+"/healthz")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,13 +23,17 @@ func (LiveHost) HasFileCaps(p string) bool {
 	return err == nil && sz > 0
 }
 
+// SbinDirs hold the administration tools (ip, iptables, nft, newuidmap)
+// that an ordinary user's PATH often lacks.
+var SbinDirs = []string{"/usr/local/sbin", "/usr/sbin", "/sbin"}
+
 // LookPath also searches the sbin directories, which an ordinary user's PATH
 // often lacks.
 func (LiveHost) LookPath(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+	for _, d := range slices.Concat(SbinDirs, []string{"/usr/bin", "/bin"}) {
 		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil

@@ -69,7 +69,7 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	}
 	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", cfg.apiPort)
 	if err := poll(ctx, inst, 3*time.Minute, "the apiserver", func(ctx context.Context) error {
-		return httpOK(ctx, client, url)
+		return embed.GetOK(ctx, client, url)
 	}); err != nil {
 		return "", err
 	}
@@ -110,7 +110,7 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 // ensureObject creates the object name in the collection at url (POST of
 // body) unless it exists already.
 func ensureObject(ctx context.Context, c *http.Client, url, name string, body []byte) error {
-	if err := httpOK(ctx, c, url+"/"+name); err == nil {
+	if err := embed.GetOK(ctx, c, url+"/"+name); err == nil {
 		return nil
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -210,20 +210,6 @@ func poll(ctx context.Context, inst *nsinit.Instance, d time.Duration, what stri
 			return fmt.Errorf("%s not ready after %s: %w", what, d, err)
 		}
 	}
-}
-
-func httpOK(ctx context.Context, c *http.Client, url string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return nil
 }
 
 // fetchComponents asks the sandbox for its components' states.

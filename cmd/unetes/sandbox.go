@@ -134,7 +134,7 @@ func withSbin(path string) string {
 	for _, d := range filepath.SplitList(path) {
 		have[d] = true
 	}
-	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+	for _, d := range nsinit.SbinDirs {
 		if !have[d] {
 			if path != "" {
 				path += string(filepath.ListSeparator)
