@@ -49,7 +49,7 @@ func (s *ImageStore) Import(ctx context.Context, r io.Reader, pinned bool) ([]st
 	ctx = namespaces.WithNamespace(ctx, CRINamespace)
 	imgs, err := s.client.Import(ctx, r, containerd.WithSkipMissing())
 	if err != nil {
-		return nil, fmt.Errorf("not a docker-save or OCI image tarball, or unreadable: %w", err)
+		return nil, fmt.Errorf("import (a docker-save or OCI image tarball is expected): %w", err)
 	}
 	if len(imgs) == 0 {
 		return nil, fmt.Errorf("the tarball names no image (docker save NAME:TAG, or an OCI index with org.opencontainers.image.ref.name)")

@@ -33,8 +33,10 @@ func multiCall(argv []string) (int, bool) {
 		return runShim(), true
 	}
 	if len(argv) > 1 {
+		// What containerd passes a shim first: -namespace to start or delete
+		// one, -info to ask about it.
 		switch argv[1] {
-		case "-namespace", "-info", "-v", "-version", "-debug":
+		case "-namespace", "-info":
 			return runShim(), true
 		}
 	}
