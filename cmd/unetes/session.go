@@ -51,6 +51,28 @@ func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
 	return s.serveUntilStopped(ctx, stopReq)
 }
 
+// prepareCgroup readies a delegated cgroup v2 for pods (a failure leaves
+// limits off, said plainly), reports whether limits are enforced, and
+// returns the sandbox's flags for it. s.cfg.cgroup is what status reports.
+func (s *session) prepareCgroup() []string {
+	var args []string
+	if s.cfg.cgroup.Enforced() {
+		root, err := nsinit.DelegateCgroup("/sys/fs/cgroup", s.cfg.cgroup)
+		if err != nil {
+			fmt.Fprintf(s.stdout, "unetes: warning: cgroup %s is delegated but could not be prepared for pods (%v)\n", s.cfg.cgroup.Path, err)
+			s.cfg.cgroup.Delegated = false
+		} else {
+			args = []string{"--limits-enforced", "--cgroup-root", root}
+		}
+	}
+	if s.cfg.cgroup.Enforced() {
+		fmt.Fprintf(s.stdout, "unetes: resource limits are enforced (%s)\n", cgroupWhy(s.cfg.cgroup))
+	} else {
+		fmt.Fprintf(s.stdout, "unetes: resource limits are NOT enforced on this host (%s); pods with limits run without them. `unetes doctor` says how to delegate cgroups.\n", cgroupWhy(s.cfg.cgroup))
+	}
+	return args
+}
+
 func (s *session) progress(phase string, took time.Duration) {
 	fmt.Fprintf(s.stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
 }
@@ -61,20 +83,6 @@ func (s *session) startSandbox(ctx context.Context) error {
 	cfg := s.cfg
 	s.driver = netstack.NewParentDriver(cfg.net, s.log.With("component", "netstack"))
 	childArgs := []string{"_child", "--", "--name", cfg.name, "--state-dir", cfg.paths.StateDir, "--data-dir", cfg.paths.DataDir}
-	if cfg.cgroup.Enforced() {
-		root, err := nsinit.DelegateCgroup("/sys/fs/cgroup", cfg.cgroup)
-		if err != nil {
-			fmt.Fprintf(s.stdout, "unetes: warning: cgroup %s is delegated but could not be prepared for pods (%v): resource limits are NOT enforced\n", cfg.cgroup.Path, err)
-			s.cfg.cgroup.Delegated, cfg.cgroup.Delegated = false, false
-		} else {
-			childArgs = append(childArgs, "--limits-enforced", "--cgroup-root", root)
-		}
-	}
-	if cfg.cgroup.Enforced() {
-		fmt.Fprintf(s.stdout, "unetes: resource limits are enforced (%s)\n", cgroupWhy(cfg.cgroup))
-	} else {
-		fmt.Fprintf(s.stdout, "unetes: resource limits are NOT enforced on this host (%s); pods with limits run without them. `unetes doctor` says how to delegate cgroups.\n", cgroupWhy(cfg.cgroup))
-	}
 	if cfg.kubernetes {
 		if err := checkAPIPort(cfg.apiPort); err != nil {
 			return err
@@ -86,6 +94,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 		s.progress("certs", time.Since(s.start))
 		childArgs = append(childArgs, "--kubernetes")
 	}
+	childArgs = append(childArgs, s.prepareCgroup()...)
 	newPorts := func(stateDir string) (port.ParentDriver, error) {
 		m, err := hostfwd.New(hostfwd.Config{StateDir: stateDir, DataDir: cfg.paths.DataDir, PreserveSourceIP: true}, s.log.With("component", "hostfwd"))
 		s.fwd = m
