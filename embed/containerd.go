@@ -104,7 +104,8 @@ type containerdServer struct {
 }
 
 // startContainerd writes the configuration to <confDir>/containerd.toml,
-// starts containerd in this process and returns once its socket answers.
+// starts containerd in this process, logging to logPath, and returns once
+// it serves.
 func startContainerd(ctx context.Context, c ContainerdConfig, confDir, logPath string) (*containerdServer, error) {
 	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -112,25 +113,29 @@ func startContainerd(ctx context.Context, c ContainerdConfig, confDir, logPath s
 	}
 	logrus.SetOutput(lf)
 	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	srv, err := serveContainerd(ctx, c, filepath.Join(confDir, "containerd.toml"))
+	if err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("%w (see %s)", err, logPath)
+	}
+	return &containerdServer{srv: srv, log: lf}, nil
+}
+
+func serveContainerd(ctx context.Context, c ContainerdConfig, path string) (*server.Server, error) {
 	if err := clog.SetLevel("info"); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(confDir, "containerd.toml")
 	if err := os.WriteFile(path, []byte(containerdTOML(c)), 0o600); err != nil {
-		lf.Close()
 		return nil, fmt.Errorf("containerd config: %w", err)
 	}
 	cfg := &srvconfig.Config{}
 	if err := srvconfig.LoadConfig(ctx, path, cfg); err != nil {
-		lf.Close()
 		return nil, fmt.Errorf("containerd config %s: %w", path, err)
 	}
 	if err := server.CreateTopLevelDirectories(cfg); err != nil {
-		lf.Close()
 		return nil, fmt.Errorf("containerd dirs: %w", err)
 	}
 	if err := mount.SetTempMountLocation(filepath.Join(cfg.Root, "tmpmounts")); err != nil {
-		lf.Close()
 		return nil, fmt.Errorf("containerd temp mounts: %w", err)
 	}
 	mount.CleanupTempMounts(0)
@@ -138,13 +143,11 @@ func startContainerd(ctx context.Context, c ContainerdConfig, confDir, logPath s
 	os.Remove(c.Address + ".ttrpc")
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("containerd: %w (see %s)", err, logPath)
+		return nil, fmt.Errorf("containerd: %w", err)
 	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Stop()
-		lf.Close()
-		return nil, fmt.Errorf("containerd serve: %w (see %s)", err, logPath)
+		return nil, fmt.Errorf("containerd serve: %w", err)
 	}
 	ready := make(chan struct{})
 	go func() { srv.Wait(); close(ready) }()
@@ -152,13 +155,12 @@ func startContainerd(ctx context.Context, c ContainerdConfig, confDir, logPath s
 	case <-ready:
 	case <-time.After(time.Minute):
 		srv.Stop()
-		lf.Close()
-		return nil, fmt.Errorf("containerd not ready after a minute (see %s)", logPath)
+		return nil, fmt.Errorf("containerd not ready after a minute")
 	}
-	// The sockets are the user's own; nobody else may talk to containerd.
+	// The sockets are the user's own (the state dir is 0700 too).
 	os.Chmod(c.Address, 0o600)
 	os.Chmod(c.Address+".ttrpc", 0o600)
-	return &containerdServer{srv: srv, log: lf}, nil
+	return srv, nil
 }
 
 func (s *containerdServer) Stop() {
