@@ -6,26 +6,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	ctrapp "github.com/containerd/containerd/v2/cmd/ctr/app"
 
 	"github.com/unetes/unetes/embed"
-	"github.com/unetes/unetes/nsinit"
 )
 
 // runCtr is `unetes ctr [--name N] ARGS…`: containerd's ctr, run inside the
 // instance (so the FIFOs and mounts it makes are where the shim sees them)
 // against the instance's containerd.
 func runCtr(args []string, stdout, stderr io.Writer) int {
-	var inst instanceFlags
-	if len(args) >= 2 && (args[0] == "--name" || args[0] == "-name") {
-		inst.name, args = args[1], args[2:]
-	} else if len(args) >= 1 && strings.HasPrefix(args[0], "--name=") {
-		inst.name, args = strings.TrimPrefix(args[0], "--name="), args[1:]
-	} else {
-		inst.name = nsinit.DefaultName
-	}
+	inst, args := leadingName(args)
 	paths, err := inst.paths()
 	if err != nil {
 		return fail(stderr, err)

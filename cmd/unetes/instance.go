@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 
 	"github.com/unetes/unetes/nsinit"
 )
@@ -19,6 +20,18 @@ type instanceFlags struct {
 
 func (f *instanceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.name, "name", nsinit.DefaultName, "instance name; two names are two independent instances")
+}
+
+// leadingName takes a leading --name N (or --name=N) off args, for commands
+// whose other flags belong to the tool they wrap (kubectl, ctr).
+func leadingName(args []string) (instanceFlags, []string) {
+	switch {
+	case len(args) >= 2 && args[0] == "--name":
+		return instanceFlags{name: args[1]}, args[2:]
+	case len(args) >= 1 && strings.HasPrefix(args[0], "--name="):
+		return instanceFlags{name: strings.TrimPrefix(args[0], "--name=")}, args[1:]
+	}
+	return instanceFlags{name: nsinit.DefaultName}, args
 }
 
 // paths resolves the instance's directories from the process environment.

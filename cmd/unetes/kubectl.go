@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -19,13 +18,7 @@ import (
 // runKubectl is kubectl, built in, pointed at the instance's admin kubeconfig.
 // Only a leading --name N (or --name=N) is unetes' own; the rest is kubectl's.
 func runKubectl(args []string, stdout, stderr io.Writer) int {
-	inst := instanceFlags{name: "default"}
-	switch {
-	case len(args) >= 2 && args[0] == "--name":
-		inst.name, args = args[1], args[2:]
-	case len(args) >= 1 && strings.HasPrefix(args[0], "--name="):
-		inst.name, args = strings.TrimPrefix(args[0], "--name="), args[1:]
-	}
+	inst, args := leadingName(args)
 	paths, err := inst.paths()
 	if err != nil {
 		return fail(stderr, err)

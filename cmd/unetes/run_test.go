@@ -68,3 +68,20 @@ func TestDispatch(t *testing.T) {
 		t.Fatalf("help lists hidden roles or misses commands: %q", out.String())
 	}
 }
+
+func TestLeadingName(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		name, rest string
+	}{
+		{[]string{"--name", "a", "get", "pods"}, "a", "get pods"},
+		{[]string{"--name=b", "images", "ls"}, "b", "images ls"},
+		{[]string{"get", "--name", "x"}, "default", "get --name x"},
+		{nil, "default", ""},
+	} {
+		inst, rest := leadingName(tc.args)
+		if inst.name != tc.name || strings.Join(rest, " ") != tc.rest {
+			t.Errorf("leadingName(%q) = %q %q", tc.args, inst.name, rest)
+		}
+	}
+}
