@@ -126,11 +126,7 @@ func TestForeignDataDirRefusedAndKept(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if os.Getuid() == 0 {
-		for _, p := range []string{filepath.Join(u.home, ".local"), filepath.Join(u.home, ".local/share"), filepath.Join(u.home, ".local/share/unetes"), filepath.Dir(pki), pki, filepath.Join(pki, "ca.crt"), filepath.Join(pki, "ca.key")} {
-			os.Chown(p, u.uid, u.gid)
-		}
-	}
+	chownTree(t, filepath.Join(u.home, ".local"), u)
 	_, errOut, code := u.unetes(t, "", "run", "--name", name, "--api-port", strconv.Itoa(freePort(t, "tcp")))
 	if code == 0 || !strings.Contains(errOut, "corrupt or foreign") {
 		t.Fatalf("run on a foreign data dir: code %d err %q", code, errOut)
