@@ -37,16 +37,16 @@ TEST_PKGS := $(RUN_PKGS) $(BUILD_PKGS) busybox-static iperf3 slirp4netns passt s
 
 ROOT := $(shell id -u)
 
-.PHONY: all build helpers run test unit e2e bench deps test-deps setup clean
+.PHONY: all build build-deps helpers run test unit e2e bench deps test-deps setup clean
 
 all: build
 
-build: helpers
+build: build-deps helpers
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/unetes
 
 helpers: $(HELPERS_STAMP) $(HELPERS)/pause
 
-$(HELPERS_STAMP):
+$(HELPERS_STAMP): | build-deps
 	CGO_ENABLED=1 GOBIN=$(CURDIR)/$(HELPERS) $(GO) install -trimpath -tags 'seccomp netgo osusergo' \
 	  -ldflags '-s -w -extldflags -static' github.com/opencontainers/runc@$(RUNC_VERSION)
 	CGO_ENABLED=0 GOBIN=$(CURDIR)/$(HELPERS) $(GO) install -trimpath -ldflags '-s -w' \
@@ -75,6 +75,10 @@ bench: setup build
 # deps installs missing host packages when run as root; otherwise it names them.
 deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS) $(BUILD_PKGS)"
+
+# build-deps: what building needs (cgo and libseccomp for runc), installed as root.
+build-deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(BUILD_PKGS)"
 
 test-deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS)"

@@ -45,6 +45,7 @@ func apiserverFlags(c Config, pkiDir string) map[string]string {
 		"bind-address":                       "0.0.0.0",
 		"client-ca-file":                     p("ca.crt"),
 		"enable-admission-plugins":           "NodeRestriction",
+		"enable-aggregator-routing":          "true",
 		"etcd-cafile":                        p("etcd-ca.crt"),
 		"etcd-certfile":                      p("apiserver-etcd-client.crt"),
 		"etcd-keyfile":                       p("apiserver-etcd-client.key"),

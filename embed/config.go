@@ -39,6 +39,17 @@ func (c Config) ServiceIP() (net.IP, error) {
 	return net.IPv4(ip[0], ip[1], ip[2], ip[3]+1), nil
 }
 
+// DNSServiceIP is the cluster DNS Service's address: the tenth of the
+// Service range (10.96.0.10), where tools expect kube-dns.
+func (c Config) DNSServiceIP() (net.IP, error) {
+	ip, err := c.ServiceIP()
+	if err != nil {
+		return nil, err
+	}
+	ip = ip.To4()
+	return net.IPv4(ip[0], ip[1], ip[2], ip[3]+9), nil
+}
+
 // PKIConfig is the PKI this control plane needs.
 func (c Config) PKIConfig() (PKIConfig, error) {
 	sip, err := c.ServiceIP()
@@ -48,7 +59,8 @@ func (c Config) PKIConfig() (PKIConfig, error) {
 	return PKIConfig{Dir: filepath.Join(c.DataDir, "pki"), ServiceIP: sip, NodeIP: c.NodeIP, ClusterDNS: c.ClusterDomain, NodeName: c.NodeName}, nil
 }
 
-func (c Config) logDir() string { return filepath.Join(c.StateDir, "logs") }
+// LogDir holds every component's log file.
+func (c Config) LogDir() string { return filepath.Join(c.StateDir, "logs") }
 
 // NodeName is the Kubernetes node name of instance name.
 func NodeName(instance string) string { return "unetes-" + instance }

@@ -23,6 +23,7 @@ type ComponentStatus struct {
 	State string    `json:"state"` // starting, ready, failed, stopped
 	Since time.Time `json:"since"`
 	Error string    `json:"error,omitempty"`
+	Note  string    `json:"note,omitempty"` // how it runs on this host, when that matters
 }
 
 // ControlPlane is etcd, kube-apiserver, kube-controller-manager and
@@ -80,7 +81,7 @@ func (cp *ControlPlane) phase(name string, t time.Time) time.Time {
 
 func (cp *ControlPlane) start(ctx context.Context) error {
 	t := time.Now()
-	if err := setupKlog(cp.cfg.logDir()); err != nil {
+	if err := setupKlog(cp.cfg.LogDir()); err != nil {
 		return fmt.Errorf("set up component logs: %w", err)
 	}
 	pc, err := cp.cfg.PKIConfig()
@@ -90,11 +91,11 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	if cp.pki, err = EnsurePKI(pc); err != nil {
 		return err
 	}
-	cmKC, err := cp.writeKubeconfig(ControllerManager)
+	cmKC, err := cp.WriteKubeconfig(ControllerManager)
 	if err != nil {
 		return err
 	}
-	schedKC, err := cp.writeKubeconfig(Scheduler)
+	schedKC, err := cp.WriteKubeconfig(Scheduler)
 	if err != nil {
 		return err
 	}
@@ -115,17 +116,17 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	t = cp.phase("etcd", t)
 
 	api := cp.run(APIServer, runAPIServer, FlagList(apiserverFlags(cp.cfg, cp.pki.Dir), nil))
-	if err := cp.waitReady(ctx, APIServer, api.exits(cp.cfg.logDir()), cp.apiReady); err != nil {
+	if err := cp.waitReady(ctx, APIServer, api.exits(cp.cfg.LogDir()), cp.apiReady); err != nil {
 		return err
 	}
 	t = cp.phase("apiserver ready", t)
 
 	cm := cp.run(ControllerManager, runControllerManager, FlagList(controllerManagerFlags(cp.cfg, cp.pki.Dir, cmKC), nil))
 	sched := cp.run(Scheduler, runScheduler, FlagList(schedulerFlags(schedKC), nil))
-	if err := cp.waitReady(ctx, ControllerManager, cm.exits(cp.cfg.logDir()), healthz(cmPort)); err != nil {
+	if err := cp.waitReady(ctx, ControllerManager, cm.exits(cp.cfg.LogDir()), healthz(cmPort)); err != nil {
 		return err
 	}
-	if err := cp.waitReady(ctx, Scheduler, sched.exits(cp.cfg.logDir()), healthz(schedPort)); err != nil {
+	if err := cp.waitReady(ctx, Scheduler, sched.exits(cp.cfg.LogDir()), healthz(schedPort)); err != nil {
 		return err
 	}
 	cp.phase("controllers", t)
@@ -136,7 +137,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 func (cp *ControlPlane) run(name string, fn func(context.Context, []string) error, args []string) *runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{name: name, cancel: cancel, done: make(chan struct{})}
-	ctx, logf, err := componentLogger(ctx, cp.cfg.logDir(), name)
+	ctx, logf, err := ComponentLogger(ctx, cp.cfg.LogDir(), name)
 	if err != nil && cp.cfg.Log != nil {
 		cp.cfg.Log.Warn("component logs to kubernetes.log only", "component", name, "err", err)
 	}

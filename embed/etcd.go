@@ -52,7 +52,7 @@ func startEtcd(ctx context.Context, c Config, pkiDir string) (*etcdServer, error
 	cfg.ClientTLSInfo, cfg.PeerTLSInfo = tls, tls
 	cfg.Logger = "zap"
 	cfg.LogLevel = "warn"
-	cfg.LogOutputs = []string{filepath.Join(c.logDir(), "etcd.log")}
+	cfg.LogOutputs = []string{filepath.Join(c.LogDir(), "etcd.log")}
 	// Create the log owner-only before etcd opens it (it would use 0644).
 	if f, err := os.OpenFile(cfg.LogOutputs[0], os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
 		f.Chmod(0o600)

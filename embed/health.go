@@ -60,9 +60,9 @@ func AdminClient(p *PKI) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool}}}, nil
 }
 
-// writeKubeconfig writes a kubeconfig for the PKI identity user (its own
+// WriteKubeconfig writes a kubeconfig for the PKI identity user (its own
 // client certificate) into the state dir and returns its path.
-func (cp *ControlPlane) writeKubeconfig(user string) (string, error) {
+func (cp *ControlPlane) WriteKubeconfig(user string) (string, error) {
 	return cp.writeKubeconfigTo(user, "127.0.0.1:"+strconv.Itoa(cp.cfg.APIPort))
 }
 

@@ -17,7 +17,7 @@ var logOnce sync.Once
 
 // setupKlog points the process-wide klog at <logs>/kubernetes.log, once,
 // before any component starts. Each component also gets its own contextual
-// logger (componentLogger), so what it logs through its context goes to
+// logger (ComponentLogger), so what it logs through its context goes to
 // <logs>/<component>.log; what it logs through the global klog functions still
 // lands in kubernetes.log, because klog is one per process. etcd has its own file.
 func setupKlog(logDir string) error {
@@ -44,8 +44,9 @@ func setupKlog(logDir string) error {
 	return err
 }
 
-// componentLogger returns ctx carrying a logger that writes to <logs>/<name>.log.
-func componentLogger(ctx context.Context, logDir, name string) (context.Context, io.Closer, error) {
+// ComponentLogger returns ctx carrying a logger that writes to <logs>/<name>.log,
+// and the file to close when the component has stopped.
+func ComponentLogger(ctx context.Context, logDir, name string) (context.Context, io.Closer, error) {
 	f, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return ctx, nil, fmt.Errorf("open %s log: %w", name, err)

@@ -50,7 +50,7 @@ func (cp *ControlPlane) StartContainerd(ctx context.Context, nc NodeConfig, self
 
 func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error {
 	nc := cp.node
-	if err := os.MkdirAll(cp.cfg.logDir(), 0o700); err != nil {
+	if err := os.MkdirAll(cp.cfg.LogDir(), 0o700); err != nil {
 		return err
 	}
 	bin, err := InstallHelpers(nc.DataDir)
@@ -86,7 +86,7 @@ func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error 
 		ShimPath: self, RuncPath: runc, CNIBinDir: bin, CNIConfDir: confDir, PauseImage: PauseImage,
 		RegistryDir: filepath.Join(nc.DataDir, RegistryDirName),
 	}
-	if cp.ctrd, err = startContainerd(ctx, cc, nc.StateDir, filepath.Join(cp.cfg.logDir(), "containerd.log")); err != nil {
+	if cp.ctrd, err = startContainerd(ctx, cc, nc.StateDir, filepath.Join(cp.cfg.LogDir(), "containerd.log")); err != nil {
 		return err
 	}
 	store, err := OpenImageStore(nc.ContainerdSock, snap)
@@ -142,7 +142,7 @@ func (cp *ControlPlane) Snapshotter() string { return cp.snapshotter }
 func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	t := time.Now()
 	nc := cp.node
-	kc, err := cp.writeKubeconfig("kubelet-client")
+	kc, err := cp.WriteKubeconfig("kubelet-client")
 	if err != nil {
 		return err
 	}
@@ -154,14 +154,14 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 		return fmt.Errorf("kubelet config: %w", err)
 	}
 	cp.set(Kubelet, "starting", nil)
-	if cp.kubelet, err = startChild(self, "_kubelet", FlagList(kubeletFlags(nc, confPath, kc), nil), filepath.Join(cp.cfg.logDir(), "kubelet.log")); err != nil {
+	if cp.kubelet, err = startChild(self, "_kubelet", FlagList(kubeletFlags(nc, confPath, kc), nil), filepath.Join(cp.cfg.LogDir(), "kubelet.log")); err != nil {
 		cp.set(Kubelet, "failed", err)
 		return err
 	}
 	go func() {
 		<-cp.kubelet.done
 		if !cp.kubelet.stopping.Load() {
-			err := fmt.Errorf("kubelet exited: %v (see %s)", cp.kubelet.err, filepath.Join(cp.cfg.logDir(), "kubelet.log"))
+			err := fmt.Errorf("kubelet exited: %v (see %s)", cp.kubelet.err, filepath.Join(cp.cfg.LogDir(), "kubelet.log"))
 			cp.set(Kubelet, "failed", err)
 			cp.errc <- err
 		}
@@ -187,7 +187,7 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	if err := cp.waitReady(ctx, Kubelet, cp.kubelet.exits(), httpHealthz(kubeletHealthzPort)); err != nil {
 		return err
 	}
-	if err := cp.waitReady(ctx, KubeProxy, proxy.exits(cp.cfg.logDir()), func(ctx context.Context) error {
+	if err := cp.waitReady(ctx, KubeProxy, proxy.exits(cp.cfg.LogDir()), func(ctx context.Context) error {
 		// /livez answers once the proxy runs; /healthz waits for the node.
 		return GetOK(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(proxyHealthzPort)+"/livez")
 	}); err != nil {

@@ -13,6 +13,9 @@ import (
 
 func testNodeConfig(enforced bool) NodeConfig {
 	nc := NodeConfig{Config: testConfig(), LimitsEnforced: enforced, ProxyMode: "iptables", ContainerdSock: "/state/containerd.sock"}
+	if !enforced {
+		nc.ClusterDNS = "10.96.0.10"
+	}
 	if enforced {
 		nc.CgroupRoot = "/user.slice/user-1000.slice/user@1000.service/app.slice/unetes.scope"
 	}

@@ -27,6 +27,10 @@ type NodeConfig struct {
 	CgroupRoot     string // with LimitsEnforced: the delegated cgroup the kubelet puts pods under
 	ProxyMode      string // iptables or nftables
 	ContainerdSock string
+	// ClusterDNS is the cluster DNS Service's address that pods resolve
+	// through; empty when the DNS add-on is off (pods then fall back to the
+	// node's resolv.conf, as upstream does).
+	ClusterDNS string
 }
 
 func (c NodeConfig) pki(f string) string { return filepath.Join(c.DataDir, "pki", f) }
@@ -64,6 +68,9 @@ featureGates:
   KubeletInUserNamespace: true
 `, kubeletPort, kubeletHealthzPort, c.pki("ca.crt"), c.pki("kubelet.crt"), c.pki("kubelet.key"),
 		"unix://"+c.ContainerdSock, filepath.Join(c.DataDir, "pod-logs"), c.ClusterDomain)
+	if c.ClusterDNS != "" {
+		fmt.Fprintf(&b, "clusterDNS:\n- %s\n", c.ClusterDNS)
+	}
 	if c.LimitsEnforced {
 		fmt.Fprintf(&b, "cgroupRoot: %s\n", c.CgroupRoot)
 	} else {

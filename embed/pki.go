@@ -74,6 +74,12 @@ func (c PKIConfig) leaves() []leaf {
 		{name: "kubelet", ca: "ca", cn: c.NodeName, server: true,
 			dnsNames: []string{c.NodeName, "localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1), c.NodeIP}},
 		{name: "kube-proxy", ca: "ca", cn: "system:kube-proxy"},
+		// The add-ons' identities; metrics-server's certificate also serves
+		// the metrics API to the apiserver's aggregator.
+		{name: "coredns", ca: "ca", cn: "system:coredns"},
+		{name: "local-path-provisioner", ca: "ca", cn: "system:unetes:local-path-provisioner"},
+		{name: "metrics-server", ca: "ca", cn: "system:metrics-server", peer: true,
+			dnsNames: []string{"metrics-server.kube-system.svc", "localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1), c.NodeIP}},
 	}
 }
 

@@ -2,13 +2,12 @@ package e2e
 
 import (
 	"bufio"
-	"errors"
 	"net"
 	"strconv"
 	"syscall"
 	"testing"
 
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/unetes/unetes/testing/internal/fakedns"
 )
 
 // tcpEchoServer echoes one line per connection on addr ("ip:0").
@@ -89,45 +88,12 @@ func blackhole(t *testing.T, ip net.IP) string {
 }
 
 // dnsServer answers A queries for name with answer on addr:53 (UDP).
-func dnsServer(t *testing.T, addr, name string, answer [4]byte) {
+func dnsServer(t *testing.T, addr, name string, answer [4]byte) *fakedns.Server {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(addr, "53"))
-	if errors.Is(err, syscall.EACCES) {
-		t.Fatalf("bind %s:53: %v (the DNS test needs root: run it through `make test`)", addr, err)
-	}
+	s, err := fakedns.Start(addr, name, answer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	qname := dnsmessage.MustNewName(name)
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true}
-			b := dnsmessage.NewBuilder(nil, rh)
-			b.StartQuestions()
-			b.Question(q)
-			b.StartAnswers()
-			if q.Name == qname && q.Type == dnsmessage.TypeA {
-				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: answer})
-			}
-			msg, err := b.Finish()
-			if err == nil {
-				c.WriteTo(msg, from)
-			}
-		}
-	}()
+	t.Cleanup(func() { s.Close() })
+	return s
 }

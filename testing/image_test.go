@@ -8,11 +8,15 @@ import (
 	"github.com/unetes/unetes/testing/internal/testimage"
 )
 
-// dockerSaveImage writes a `docker save` tarball of the busybox image tagged
-// ref where every test user can read it, and returns its path.
+// dockerSaveImage writes a `docker save` tarball of the busybox image (with
+// nettool) tagged ref where every test user can read it, and returns its path.
 func dockerSaveImage(t *testing.T, ref string) string {
 	t.Helper()
-	img, err := testimage.New()
+	tool, err := os.ReadFile(work.nettool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := testimage.New(testimage.File{Path: "bin/nettool", Data: tool})
 	if err != nil {
 		t.Fatal(err)
 	}

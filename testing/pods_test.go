@@ -57,8 +57,14 @@ func (in *instance) apply(yaml string) (stdout, stderr string, code int) {
 // startKube runs a Kubernetes instance with the test image loaded.
 func startKube(t *testing.T, u *testUser, name string) (*instance, int) {
 	t.Helper()
+	return startKubeWith(t, u, name)
+}
+
+// startKubeWith is startKube with more run flags.
+func startKubeWith(t *testing.T, u *testUser, name string, extra ...string) (*instance, int) {
+	t.Helper()
 	port := freePort(t, "tcp")
-	in := launch(t, u, name, []string{"--api-port", strconv.Itoa(port)})
+	in := launch(t, u, name, append([]string{"--api-port", strconv.Itoa(port)}, extra...))
 	if !strings.Contains(in.out.String(), "node ready") {
 		t.Fatalf("run did not wait for the node:\n%s", in.out.String())
 	}

@@ -98,7 +98,15 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	}); err != nil {
 		return "", err
 	}
-	since(progress, "node ready", t)
+	t = since(progress, "node ready", t)
+	if on := cfg.addons(); len(on) > 0 {
+		if err := poll(ctx, inst, 3*time.Minute, "the add-ons", func(ctx context.Context) error {
+			return componentsReady(ctx, cfg.paths.StateDir, on...)
+		}); err != nil {
+			return "", err
+		}
+		since(progress, "add-ons", t)
+	}
 	kc := filepath.Join(cfg.paths.ConfigDir, "kubeconfig")
 	server := fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort)
 	if err := embed.WriteAdminKubeconfig(pki, cfg.name, server, kc); err != nil {

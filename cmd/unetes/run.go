@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/unetes/unetes/embed/addons"
 	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
@@ -26,6 +28,7 @@ type runArgs struct {
 	debug             bool
 	cpuProfile        string
 	publish           stringList
+	disable           string
 }
 
 // stringList is a repeatable string flag.
@@ -42,7 +45,19 @@ type runConfig struct {
 	publish    []hostfwd.Spec
 	kubernetes bool
 	apiPort    int
+	disabled   []string          // add-ons turned off (--disable)
 	cgroup     nsinit.CgroupMode // decides whether pod limits are enforced
+}
+
+// addons are the add-ons that run: none without Kubernetes.
+func (cfg runConfig) addons() []string {
+	var on []string
+	for _, n := range addons.Names() {
+		if cfg.kubernetes && !slices.Contains(cfg.disabled, n) {
+			on = append(on, n)
+		}
+	}
+	return on
 }
 
 // resolveRun is the pure part of `unetes run`: flags and the host's
@@ -58,6 +73,10 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte)
 		}
 		return runConfig{}, err
 	}
+	disabled, err := addons.ParseDisable(a.disable)
+	if err != nil {
+		return runConfig{}, err
+	}
 	var pub []hostfwd.Spec
 	for _, p := range a.publish {
 		spec, err := hostfwd.ParseSpec(p)
@@ -66,15 +85,16 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte)
 		}
 		pub = append(pub, spec)
 	}
-	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort}, nil
+	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort, disabled: disabled}, nil
 }
 
 func runRun(args []string, stdout, stderr io.Writer) int {
 	var a runArgs
-	fs := newFlagSet("run", "run [--name N] [--no-kubernetes] [--api-port N] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
+	fs := newFlagSet("run", "run [--name N] [--no-kubernetes] [--disable ADDONS] [--api-port N] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
 	a.inst.register(fs)
 	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox, its NAT and forwards")
 	fs.IntVar(&a.apiPort, "api-port", 6443, "host port (on 127.0.0.1) of the Kubernetes API")
+	fs.StringVar(&a.disable, "disable", "", "add-ons not to run, comma-separated: "+strings.Join(addons.Names(), ", "))
 	fs.BoolVar(&a.allowHostLoopback, "allow-host-loopback", false, "let connections to the gateway 10.0.2.2 reach the host's 127.0.0.1")
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
 	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")

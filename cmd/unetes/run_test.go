@@ -36,6 +36,25 @@ func TestResolveRun(t *testing.T) {
 					t.Fatalf("%+v", c)
 				}
 			}},
+		{name: "all add-ons by default", args: runArgs{apiPort: 6443}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if got := strings.Join(c.addons(), ","); got != "dns,storage,metrics" {
+					t.Fatalf("add-ons %q", got)
+				}
+			}},
+		{name: "disable add-ons", args: runArgs{apiPort: 6443, disable: "metrics,dns"}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if got := strings.Join(c.addons(), ","); got != "storage" {
+					t.Fatalf("add-ons %q", got)
+				}
+			}},
+		{name: "no add-ons without kubernetes", args: runArgs{noKubernetes: true, apiPort: 6443}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if len(c.addons()) != 0 {
+					t.Fatalf("add-ons %v", c.addons())
+				}
+			}},
+		{name: "unknown add-on", args: runArgs{apiPort: 6443, disable: "dns,traefik"}, rc: rc, wantErr: `--disable: no add-on "traefik"`},
 		{name: "bad api port", args: runArgs{apiPort: 70000}, rc: rc, wantErr: "--api-port 70000"},
 		{name: "bad publish", args: runArgs{noKubernetes: true, apiPort: 6443, publish: stringList{"80"}}, rc: rc, wantErr: "--publish: malformed forward"},
 		{name: "no nameserver", args: runArgs{noKubernetes: true, apiPort: 6443, resolvConf: "/etc/resolv.conf"}, rc: []byte("search x\n"),

@@ -11,11 +11,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/unetes/unetes/embed"
+	"github.com/unetes/unetes/embed/addons"
 	"github.com/unetes/unetes/nsinit"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Files in the state dir: the in-namespace components' status, containerd's
@@ -33,6 +36,8 @@ type sandboxArgs struct {
 	limitsEnforced    bool
 	cgroupRoot        string
 	nodeIP            string
+	upstreamDNS       string
+	disable           string
 	debug             bool
 }
 
@@ -49,6 +54,8 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&a.limitsEnforced, "limits-enforced", false, "cgroups are delegated: enforce pod limits")
 	fs.StringVar(&a.cgroupRoot, "cgroup-root", "", "with --limits-enforced: the delegated cgroup for the kubelet's pods")
 	fs.StringVar(&a.nodeIP, "node-ip", "10.0.2.100", "the namespace's address")
+	fs.StringVar(&a.upstreamDNS, "upstream-dns", "10.0.2.3", "the NAT's DNS relay, where cluster DNS forwards other names")
+	fs.StringVar(&a.disable, "disable", "", "add-ons not to run (comma-separated)")
 	fs.BoolVar(&a.debug, "debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil || a.stateDir == "" || a.dataDir == "" {
 		return 2
@@ -74,33 +81,77 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := embed.DefaultConfig(a.name, a.dataDir, a.stateDir, net.ParseIP(a.nodeIP), log.With("component", "controlplane"))
 	cfg.Progress = func(phase string, took time.Duration) { log.Info("phase", "phase", phase, "took", took) }
+	disabled, err := addons.ParseDisable(a.disable)
+	if err != nil {
+		fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
+		return 2
+	}
 	nc := embed.NodeConfig{Config: cfg, LimitsEnforced: a.limitsEnforced, CgroupRoot: a.cgroupRoot, ProxyMode: embed.DetectProxyMode(),
 		ContainerdSock: filepath.Join(a.stateDir, containerdSocketName)}
+	if !slices.Contains(disabled, addons.DNS) {
+		ip, err := cfg.DNSServiceIP()
+		if err != nil {
+			fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
+			return 1
+		}
+		nc.ClusterDNS = ip.String()
+	}
 	cp := embed.New(cfg)
-	status := serveStatus(a.stateDir, func() any { return cp.Status() })
+	var adds *addons.Set
+	if a.kubernetes {
+		adds = addons.New(disabled, log.With("component", "addons"))
+	}
+	status := serveStatus(a.stateDir, func() any { return componentStatus(cp, adds) })
 	defer status.Close()
 	code := 0
-	if err := startComponents(ctx, cp, nc, a, self); err != nil {
+	if err := startComponents(ctx, cp, adds, nc, a, self); err != nil {
 		log.Error("start failed", "err", err)
 		fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
 		code = 1
 	} else {
 		log.Info("components ready")
-		select {
-		case <-ctx.Done():
-		case err := <-cp.Err():
-			log.Error("component failed", "err", err)
-			code = 1
-		}
+		code = superviseComponents(ctx, cp, adds, log)
+	}
+	if adds != nil {
+		adds.Stop()
 	}
 	cp.Stop()
 	log.Info("sandbox stopped")
 	return code
 }
 
+// superviseComponents waits for a stop or a failure: a component's ends
+// the sandbox; an add-on's is reported and the cluster runs on without it.
+func superviseComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.Set, log *slog.Logger) int {
+	var addonErr <-chan error
+	if adds != nil {
+		addonErr = adds.Err()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return 0
+		case err := <-cp.Err():
+			log.Error("component failed", "err", err)
+			return 1
+		case err := <-addonErr:
+			log.Error("add-on failed; the cluster runs on without it", "err", err)
+		}
+	}
+}
+
+func componentStatus(cp *embed.ControlPlane, adds *addons.Set) []embed.ComponentStatus {
+	sts := cp.Status()
+	if adds != nil {
+		sts = append(sts, adds.Status()...)
+	}
+	return sts
+}
+
 // startComponents brings up containerd and, with Kubernetes, the control
-// plane (at the same time: neither needs the other) and then the node.
-func startComponents(ctx context.Context, cp *embed.ControlPlane, nc embed.NodeConfig, a sandboxArgs, self string) error {
+// plane (at the same time: neither needs the other), then the node and the
+// add-ons (again at the same time).
+func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.Set, nc embed.NodeConfig, a sandboxArgs, self string) error {
 	ctrd := make(chan error, 1)
 	go func() {
 		err := cp.StartContainerd(ctx, nc, self)
@@ -122,10 +173,40 @@ func startComponents(ctx context.Context, cp *embed.ControlPlane, nc embed.NodeC
 	if !a.kubernetes {
 		return nil
 	}
-	if err := cp.StartNode(ctx, self); err != nil {
+	node := make(chan error, 1)
+	go func() { node <- cp.StartNode(ctx, self) }()
+	env, err := addonEnv(cp, nc, a.upstreamDNS)
+	if err == nil {
+		err = adds.Start(ctx, env)
+	}
+	if err := <-node; err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	return nil
+	return err
+}
+
+// addonEnv is what the add-ons are started with, from the control plane.
+func addonEnv(cp *embed.ControlPlane, nc embed.NodeConfig, upstream string) (addons.Env, error) {
+	cfg := nc.Config
+	admin, err := cp.WriteKubeconfig("admin")
+	if err != nil {
+		return addons.Env{}, err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", admin)
+	if err != nil {
+		return addons.Env{}, fmt.Errorf("admin client: %w", err)
+	}
+	pc, err := cfg.PKIConfig()
+	if err != nil {
+		return addons.Env{}, err
+	}
+	dnsIP, err := cfg.DNSServiceIP()
+	if err != nil {
+		return addons.Env{}, err
+	}
+	return addons.Env{Admin: rc, Kubeconfig: cp.WriteKubeconfig, PKIDir: pc.Dir, DataDir: cfg.DataDir, LogDir: cfg.LogDir(),
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ClusterDomain: cfg.ClusterDomain, DNSServiceIP: dnsIP, Upstream: upstream,
+		PodCgroups: nc.LimitsEnforced}, nil
 }
 
 // withSbin appends the sbin directories missing from path.

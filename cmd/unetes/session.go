@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,7 +69,7 @@ func (s *session) prepareCgroup() []string {
 	if s.cfg.cgroup.Enforced() {
 		fmt.Fprintf(s.stdout, "unetes: resource limits are enforced (%s)\n", cgroupWhy(s.cfg.cgroup))
 	} else {
-		fmt.Fprintf(s.stdout, "unetes: resource limits are NOT enforced on this host (%s); pods with limits run without them. `unetes doctor` says how to delegate cgroups.\n", cgroupWhy(s.cfg.cgroup))
+		fmt.Fprintf(s.stdout, "unetes: resource limits are NOT enforced on this host (%s); pods with limits run without them, and `kubectl top pod` has no figures (nothing measures a pod on its own). `unetes doctor` says how to delegate cgroups.\n", cgroupWhy(s.cfg.cgroup))
 	}
 	return args
 }
@@ -82,7 +83,8 @@ func (s *session) progress(phase string, took time.Duration) {
 func (s *session) startSandbox(ctx context.Context) error {
 	cfg := s.cfg
 	s.driver = netstack.NewParentDriver(cfg.net, s.log.With("component", "netstack"))
-	childArgs := []string{"_child", "--", "--name", cfg.name, "--state-dir", cfg.paths.StateDir, "--data-dir", cfg.paths.DataDir}
+	childArgs := []string{"_child", "--", "--name", cfg.name, "--state-dir", cfg.paths.StateDir, "--data-dir", cfg.paths.DataDir,
+		"--node-ip", cfg.net.Guest.String(), "--upstream-dns", cfg.net.DNS.String()}
 	if cfg.kubernetes {
 		if err := checkAPIPort(cfg.apiPort); err != nil {
 			return err
@@ -92,7 +94,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 			return err
 		}
 		s.progress("certs", time.Since(s.start))
-		childArgs = append(childArgs, "--kubernetes")
+		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","))
 	}
 	childArgs = append(childArgs, s.prepareCgroup()...)
 	newPorts := func(stateDir string) (port.ParentDriver, error) {

@@ -58,9 +58,16 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "kubernetes:  API at https://127.0.0.1:%d\n", s.APIPort)
 	}
 	for _, c := range s.Components {
+		if c.State == "disabled" {
+			fmt.Fprintf(stdout, "  %-19s disabled (--disable %s)\n", c.Name, c.Name)
+			continue
+		}
 		line := fmt.Sprintf("  %-19s %s since %s", c.Name, c.State, c.Since.Format(time.TimeOnly))
 		if c.Error != "" {
 			line += ": " + c.Error
+		}
+		if c.Note != "" {
+			line += " (" + c.Note + ")"
 		}
 		fmt.Fprintln(stdout, line)
 	}

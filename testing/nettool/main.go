@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | storm HEALTHY N BLACKHOLE M | serve ADDR | userve ADDR")
+		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | serve ADDR | userve ADDR")
 		os.Exit(2)
 	}
 	var err error
@@ -28,6 +29,14 @@ func main() {
 		err = udpEcho(os.Args[2])
 	case "dns":
 		err = dns(os.Args[2], os.Args[3])
+	case "lookup":
+		err = lookup(os.Args[2])
+	case "get":
+		err = get(os.Args[2])
+	case "dnsbench":
+		secs, _ := strconv.Atoi(os.Args[4])
+		conc, _ := strconv.Atoi(os.Args[5])
+		err = dnsBench(os.Args[2], os.Args[3], time.Duration(secs)*time.Second, conc)
 	case "serve":
 		err = serveTCP(os.Args[2])
 	case "userve":
@@ -100,6 +109,35 @@ func dns(server, name string) error {
 		fmt.Println(a)
 	}
 	return nil
+}
+
+// lookup resolves name as the system's resolver would (the Go resolver
+// reads /etc/resolv.conf: nameservers, search list, ndots) and prints the
+// addresses. A pod's busybox cannot: its nslookup skips the search list for
+// dotted names, and its static libc crashes on names.
+func lookup(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		fmt.Println(a)
+	}
+	return nil
+}
+
+// get prints the body of an HTTP GET of url, names resolved as lookup does.
+func get(url string) error {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(os.Stdout, resp.Body)
+	return err
 }
 
 // storm opens m connections to a black-holed address and, while they hang,

@@ -12,7 +12,7 @@ import (
 )
 
 // Applets are linked to /bin/busybox in the image.
-var Applets = []string{"sh", "cat", "echo", "env", "hostname", "httpd", "id", "ip", "ls", "mkdir", "nc", "sleep", "wget"}
+var Applets = []string{"sh", "cat", "chmod", "echo", "env", "hostname", "httpd", "id", "ip", "ls", "mkdir", "nc", "nslookup", "sleep", "wget"}
 
 // Busybox is where busybox-static installs its binary.
 const Busybox = "/bin/busybox"
@@ -22,8 +22,14 @@ type Image struct {
 	Layer, Config []byte
 }
 
-// New builds the busybox image.
-func New() (Image, error) {
+// File is an extra file of the image, such as a test tool.
+type File struct {
+	Path string // inside the image, e.g. "bin/nettool"
+	Data []byte
+}
+
+// New builds the busybox image with extra files.
+func New(extra ...File) (Image, error) {
 	bb, err := os.ReadFile(Busybox)
 	if err != nil {
 		return Image{}, fmt.Errorf("the test image needs busybox-static (apt-get install busybox-static): %w", err)
@@ -37,6 +43,10 @@ func New() (Image, error) {
 	tw.Write(bb)
 	for _, a := range Applets {
 		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	}
+	for _, f := range extra {
+		tw.WriteHeader(&tar.Header{Name: f.Path, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(f.Data))})
+		tw.Write(f.Data)
 	}
 	if err := tw.Close(); err != nil {
 		return Image{}, err

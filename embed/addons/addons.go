@@ -1,0 +1,134 @@
+// Package addons holds the cluster add-ons that unetes runs in the sandbox
+// process around the control plane: cluster DNS (CoreDNS), storage (a
+// local-path provisioner and the default StorageClass) and the metrics API
+// (metrics-server). Each add-on is one file with one shape (its API objects,
+// start, stop); a Set starts the enabled ones once the API serves, removes the
+// objects of the disabled ones, reports their states and stops them before
+// the control plane stops.
+package addons
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/unetes/unetes/embed"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+)
+
+// Add-on names, as `run --disable`, `unetes status` and `unetes logs` use them.
+const (
+	DNS     = "dns"
+	Storage = "storage"
+	Metrics = "metrics"
+)
+
+// Env is what every add-on is started with: the cluster's facts and a way
+// to talk to the API. cmd builds it from the control plane's configuration.
+type Env struct {
+	Admin *rest.Config // applies the add-ons' objects
+	// Kubeconfig writes a kubeconfig for one of the PKI's identities
+	// ("coredns", "metrics-server", …) and returns its path.
+	Kubeconfig    func(identity string) (string, error)
+	PKIDir        string // ca.crt and the add-ons' certificates
+	DataDir       string // storage volumes live in <data>/storage
+	LogDir        string // each add-on logs to <logs>/<name>.log
+	NodeName      string
+	NodeIP        net.IP // where the add-ons serve; their endpoints point here
+	ClusterDomain string
+	DNSServiceIP  net.IP // the kube-dns Service
+	Upstream      string // the resolver for names outside the cluster (the NAT's, 10.0.2.3)
+	// PodCgroups: pods have cgroups of their own (delegated cgroup v2), so
+	// per-pod usage can be measured. Without, every container reports the
+	// usage of the one cgroup they all share.
+	PodCgroups bool
+}
+
+// Addon is one add-on.
+type Addon interface {
+	// Objects are the API objects the add-on owns. Endpoints are marked
+	// ready only when serving is true: the Set applies them not serving
+	// before Start and serving after it; it deletes them all when the
+	// add-on is disabled.
+	Objects(env Env, serving bool) ([]runtime.Object, error)
+	// Start runs the add-on and returns once it serves. failed reports a
+	// failure after that.
+	Start(ctx context.Context, env Env, failed func(error)) error
+	// Stop stops it and waits until it has stopped.
+	Stop()
+}
+
+// noter is an add-on with something to say in `unetes status` about how
+// it runs on this host.
+type noter interface {
+	Note(env Env) string
+}
+
+// readier is an add-on whose readiness needs more than serving: it is
+// asked once its objects say it serves.
+type readier interface {
+	Ready(ctx context.Context, env Env) error
+}
+
+// known lists the add-ons in start order.
+var known = []struct {
+	name string
+	new  func() Addon
+}{
+	{DNS, func() Addon { return &dnsAddon{} }},
+	{Storage, func() Addon { return &storageAddon{} }},
+	{Metrics, func() Addon { return &metricsAddon{} }},
+}
+
+// Names lists every add-on.
+func Names() []string {
+	out := make([]string, len(known))
+	for i, k := range known {
+		out[i] = k.name
+	}
+	return out
+}
+
+// ParseDisable turns `--disable dns,metrics` into add-on names, refusing
+// names it does not know. Pure.
+func ParseDisable(list string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if !slices.Contains(Names(), n) {
+			return nil, fmt.Errorf("--disable: no add-on %q; the add-ons are %s", n, strings.Join(Names(), ", "))
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// waitOK polls url with c until it answers 200 OK, ctx ends, or a minute
+// passes.
+func waitOK(ctx context.Context, c *http.Client, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := embed.GetOK(rctx, c, url)
+		rcancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

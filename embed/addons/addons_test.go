@@ -1,0 +1,189 @@
+package addons
+
+import (
+	"context"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/unetes/unetes/embed"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update once)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("%s differs from the golden file:\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func testEnv(t *testing.T) Env {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "pki"), 0o700)
+	os.WriteFile(filepath.Join(dir, "pki", "ca.crt"), []byte("CA"), 0o600)
+	return Env{PKIDir: "/data/pki", DataDir: dir, LogDir: "/state/logs", NodeName: "unetes-default", NodeIP: net.ParseIP("10.0.2.100"),
+		ClusterDomain: "cluster.local", DNSServiceIP: net.ParseIP("10.96.0.10"), Upstream: "10.0.2.3"}
+}
+
+func TestGoldens(t *testing.T) {
+	env := testEnv(t)
+	golden(t, "Corefile", corefile(env, "/state/coredns.kubeconfig"))
+	golden(t, "metrics-server", strings.Join(embed.FlagList(metricsServerFlags(env, "/state/metrics-server.kubeconfig"), nil), "\n")+"\n")
+}
+
+func TestParseDisable(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     []string
+		bad      bool
+	}{
+		{name: "empty", in: ""},
+		{name: "one", in: "dns", want: []string{"dns"}},
+		{name: "all, spaces, repeats", in: "metrics, storage,dns,dns", want: []string{"metrics", "storage", "dns"}},
+		{name: "unknown", in: "dns,traefik", bad: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseDisable(tc.in)
+			if tc.bad {
+				if err == nil || !strings.Contains(err.Error(), "dns, storage, metrics") {
+					t.Fatalf("want an error naming the add-ons, got %v", err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v %v, want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// Every object of every add-on converts for the dynamic client, and
+// endpoints say serving only when asked to.
+func TestObjectsConvert(t *testing.T) {
+	env := testEnv(t)
+	env.PKIDir = filepath.Join(env.DataDir, "pki")
+	for _, k := range known {
+		for _, serving := range []bool{false, true} {
+			objs, err := k.new().Objects(env, serving)
+			if err != nil {
+				t.Fatalf("%s: %v", k.name, err)
+			}
+			for _, o := range objs {
+				u, gvr, err := toUnstructured(o)
+				if err != nil {
+					t.Fatalf("%s: %v", k.name, err)
+				}
+				if gvr.Resource == "" || u.GetName() == "" {
+					t.Fatalf("%s: %v has no resource or name", k.name, u)
+				}
+				if _, ok := u.Object["status"]; ok {
+					t.Fatalf("%s: %s keeps its status", k.name, u.GetName())
+				}
+				if gvr.Resource == "endpointslices" {
+					eps := u.Object["endpoints"].([]any)
+					ready := eps[0].(map[string]any)["conditions"].(map[string]any)["ready"]
+					if ready != serving {
+						t.Fatalf("%s: endpoint ready %v, want %v", k.name, ready, serving)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestLocalPathProvisionAndDelete(t *testing.T) {
+	root := t.TempDir()
+	p := &localPath{root: root, node: "unetes-default"}
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "ns"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	class := &storagev1.StorageClass{ReclaimPolicy: ptr.To(corev1.PersistentVolumeReclaimDelete)}
+	pv, state, err := p.Provision(context.Background(), controller.ProvisionOptions{PVName: "pvc-1", PVC: claim, StorageClass: class})
+	if err != nil || state != controller.ProvisioningFinished {
+		t.Fatal(state, err)
+	}
+	dir := filepath.Join(root, "pvc-1_ns_data")
+	if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != dir {
+		t.Fatalf("volume at %v, want %s", pv.Spec.HostPath, dir)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o777 {
+		t.Fatalf("volume dir: %v %v", st, err)
+	}
+	if got := pv.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values; !slices.Equal(got, []string{"unetes-default"}) {
+		t.Fatalf("node affinity %v", got)
+	}
+	if q := pv.Spec.Capacity[corev1.ResourceStorage]; q.String() != "1Gi" {
+		t.Fatalf("capacity %s", q.String())
+	}
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o500)
+	os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o400)
+	if err := p.Delete(context.Background(), pv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("volume dir left: %v", err)
+	}
+
+	outside := pv.DeepCopy()
+	outside.Spec.HostPath.Path = t.TempDir()
+	if err := p.Delete(context.Background(), outside); err == nil {
+		t.Fatal("deleting a path outside the storage dir must be refused")
+	}
+	if _, err := os.Stat(outside.Spec.HostPath.Path); err != nil {
+		t.Fatalf("a path outside the storage dir was touched: %v", err)
+	}
+
+	block := claim.DeepCopy()
+	block.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeBlock)
+	if _, _, err := p.Provision(context.Background(), controller.ProvisionOptions{PVName: "pvc-2", PVC: block}); err == nil {
+		t.Fatal("a block volume must be refused")
+	}
+}
+
+func TestDropSeries(t *testing.T) {
+	in := `# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time
+# TYPE container_cpu_usage_seconds_total counter
+container_cpu_usage_seconds_total{container="c",namespace="default",pod="client"} 2837.2 1796031889951
+# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node
+# TYPE node_cpu_usage_seconds_total counter
+node_cpu_usage_seconds_total 2835.6 1796031887949
+# HELP pod_memory_working_set_bytes [STABLE] Current working set of the pod
+# TYPE pod_memory_working_set_bytes gauge
+pod_memory_working_set_bytes{namespace="default",pod="client"} 4.8e+09 1796031889951
+scrape_error 0
+`
+	want := `# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node
+# TYPE node_cpu_usage_seconds_total counter
+node_cpu_usage_seconds_total 2835.6 1796031887949
+scrape_error 0
+`
+	if got := string(dropSeries([]byte(in), "container_", "pod_")); got != want {
+		t.Fatalf("got\n%s", got)
+	}
+}
