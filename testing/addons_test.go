@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,12 +71,26 @@ func (in *instance) lookup(pod string, args ...string) string {
 	return out + errOut
 }
 
-// resolves checks that name, looked up in pod, has the address want.
+// resolves checks that name, looked up in pod with busybox nslookup, has
+// the address want.
 func (in *instance) resolves(pod, name, want string) {
 	in.t.Helper()
 	out := in.lookup(pod, name)
 	if !regexp.MustCompile(`Address:\s+` + regexp.QuoteMeta(want) + `\s`).MatchString(out + "\n") {
 		in.t.Errorf("nslookup %s in %s: want %s, got:\n%s", name, pod, want, out)
+	}
+}
+
+// resolvesAll checks that name, resolved in pod as libc would (search list,
+// ndots; nettool's Go resolver), has exactly the addresses want.
+func (in *instance) resolvesAll(pod, name string, want ...string) {
+	in.t.Helper()
+	out, errOut, code := in.kubectl("exec", pod, "--", "nettool", "lookup", name)
+	got := strings.Fields(out)
+	slices.Sort(got)
+	slices.Sort(want)
+	if code != 0 || !slices.Equal(got, want) {
+		in.t.Errorf("resolve %s in %s: want %v, got %v (code %d %s)", name, pod, want, got, code, errOut)
 	}
 }
 
@@ -112,18 +127,18 @@ func TestClusterDNS(t *testing.T) {
 		}
 	})
 	t.Run("service names", func(t *testing.T) {
-		for _, n := range []string{"web", "web.default", "web.default.svc.cluster.local"} {
-			in.resolves("client", n, webIP)
+		in.resolves("client", "web", webIP)
+		in.resolves("client", "web.default.svc.cluster.local", webIP)
+		for _, n := range []string{"web", "web.default", "web.default.svc", "web.default.svc.cluster.local"} {
+			in.resolvesAll("client", n, webIP)
 		}
-		in.resolves("client", "kubernetes.default", "10.96.0.1")
-		if out := in.inPod("client", "wget", "-qO-", "http://web/"); !strings.HasPrefix(strings.TrimSpace(out), "hello-from-web-") {
-			t.Fatalf("wget http://web/ = %q", out)
+		in.resolvesAll("client", "kubernetes.default", "10.96.0.1")
+		if out := in.inPod("client", "nettool", "get", "http://web/"); !strings.HasPrefix(strings.TrimSpace(out), "hello-from-web-") {
+			t.Fatalf("GET http://web/ = %q", out)
 		}
 	})
 	t.Run("headless service has one record per ready pod", func(t *testing.T) {
-		for _, ip := range podIPs {
-			in.resolves("client", "web-headless", ip)
-		}
+		in.resolvesAll("client", "web-headless", podIPs...)
 	})
 	t.Run("SRV of a named port", func(t *testing.T) {
 		out := in.lookup("client", "-type=SRV", "_http._tcp.web-headless.default.svc.cluster.local")
@@ -140,6 +155,7 @@ func TestClusterDNS(t *testing.T) {
 	})
 	t.Run("names outside the cluster and ExternalName", func(t *testing.T) {
 		in.resolves("client", "outside.unetes.test", "192.0.2.77")
+		in.resolvesAll("client", "outside.unetes.test", "192.0.2.77")
 		out := in.lookup("client", "outside.default.svc.cluster.local")
 		if !strings.Contains(out, "outside.unetes.test") || !strings.Contains(out, "192.0.2.77") {
 			t.Fatalf("ExternalName: want a CNAME to outside.unetes.test and its address:\n%s", out)
@@ -155,7 +171,7 @@ func TestClusterDNS(t *testing.T) {
 				t.Errorf("%s resolv.conf lacks %q:\n%s", pod, want, conf)
 			}
 		}
-		in.resolves("policy-hostnet", "web.default.svc.cluster.local", webIP)
+		in.resolvesAll("policy-hostnet", "web", webIP)
 	})
 	t.Run("status and logs", func(t *testing.T) {
 		out, _, _ := u.unetes(t, "", "status", "--name", name)
@@ -178,8 +194,22 @@ func TestClusterDNS(t *testing.T) {
 		t.Fatalf("nslookup right after restart: code %d\n%s%s", code, out, errOut)
 	}
 	again.rollout()
-	again.mustKubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
-	again.resolves("client", "web", webIP)
+	again.execWhenBack("client", "echo")
+	again.resolvesAll("client", "web", webIP)
+}
+
+// execWhenBack runs argv in pod once the pod runs again after a restart
+// (until then the API shows the last run's status, and exec finds no
+// container), and returns its output.
+func (in *instance) execWhenBack(pod string, argv ...string) string {
+	in.t.Helper()
+	var out string
+	waitFor(in.t, 3*time.Minute, "pod "+pod+" running again", func() bool {
+		var code int
+		out, _, code = in.kubectl(append([]string{"exec", pod, "--"}, argv...)...)
+		return code == 0
+	})
+	return out
 }
 
 // volumeApp is a claim of the default class, a StatefulSet of 2 with a
@@ -264,7 +294,7 @@ func TestStorageAndMetrics(t *testing.T) {
 		if phase := in.mustKubectl("get", "pvc", "data", "-o", "jsonpath={.status.phase}"); phase != "Bound" {
 			t.Fatalf("claim is %q, want Bound", phase)
 		}
-		in.mustKubectl("delete", "pod", "writer", "--wait=true")
+		in.mustKubectl("delete", "pod", "writer", "--grace-period=1", "--wait=true")
 		if _, errOut, code := in.apply(readerPod); code != 0 {
 			t.Fatalf("apply: %s", errOut)
 		}
@@ -299,8 +329,7 @@ func TestStorageAndMetrics(t *testing.T) {
 	// Volumes survive stop and run.
 	in.stop()
 	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort)})
-	again.mustKubectl("wait", "--for=condition=Ready", "pod/reader", "--timeout=180s")
-	if out := again.inPod("reader", "cat", "/data/d/f"); strings.TrimSpace(out) != "kept" {
+	if out := again.execWhenBack("reader", "cat", "/data/d/f"); strings.TrimSpace(out) != "kept" {
 		t.Fatalf("volume after restart: %q", out)
 	}
 
@@ -310,7 +339,7 @@ func TestStorageAndMetrics(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "d", "f")); err != nil {
 			t.Fatalf("volume directory: %v", err)
 		}
-		again.mustKubectl("delete", "pod", "reader", "--wait=true")
+		again.mustKubectl("delete", "pod", "reader", "--grace-period=1", "--wait=true")
 		again.mustKubectl("delete", "pvc", "data", "--wait=true")
 		waitFor(t, time.Minute, "the volume and its directory gone", func() bool {
 			_, err := os.Stat(dir)

@@ -51,10 +51,11 @@ type Env struct {
 
 // Addon is one add-on.
 type Addon interface {
-	// Objects are the API objects the add-on owns. Endpoints are marked
-	// ready only when serving is true: the Set applies them not serving
-	// before Start and serving after it; it deletes them all when the
-	// add-on is disabled.
+	// Objects are the API objects the add-on owns: the Set applies them
+	// with serving false before Start and true after it, and deletes them
+	// all when the add-on is disabled. serving tells, for an add-on that
+	// needs it, what to publish only once it serves (endpoints marked
+	// ready, an APIService).
 	Objects(env Env, serving bool) ([]runtime.Object, error)
 	// Start runs the add-on and returns once it serves. failed reports a
 	// failure after that.

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -113,7 +115,9 @@ func (d *dnsAddon) Objects(env Env, serving bool) ([]runtime.Object, error) {
 			rule([]string{"discovery.k8s.io"}, []string{"endpointslices"}, "list", "watch")),
 		bindClusterRole(user, user, user),
 		svc,
-		endpointSlice(env, dnsService, serving,
+		// Ready at once: a query that arrives before CoreDNS listens is
+		// refused either way, and kube-proxy is spared a second sync.
+		endpointSlice(env, dnsService, true,
 			endpointPort("dns", corev1.ProtocolUDP, dnsPort),
 			endpointPort("dns-tcp", corev1.ProtocolTCP, dnsPort),
 			endpointPort("metrics", corev1.ProtocolTCP, dnsMetricsPort)),
@@ -155,6 +159,37 @@ func (d *dnsAddon) Start(ctx context.Context, env Env, failed func(error)) error
 		return fmt.Errorf("CoreDNS not ready: %w", err)
 	}
 	return nil
+}
+
+// Ready waits until a cluster name resolves through the kube-dns Service
+// address, as from a pod: CoreDNS serves, and kube-proxy has programmed the
+// Service and its endpoint. Until then a query may go nowhere, or out
+// through the NAT to whatever answers there.
+func (d *dnsAddon) Ready(ctx context.Context, env Env) error {
+	name := "kubernetes.default.svc." + env.ClusterDomain + "."
+	server := net.JoinHostPort(env.DNSServiceIP.String(), strconv.Itoa(dnsPort))
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	last := "no answer yet"
+	for {
+		r, _, err := c.ExchangeContext(ctx, m, server)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0:
+			return nil
+		default:
+			last = dns.RcodeToString[r.Rcode]
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s does not resolve through %s: %s", name, server, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (d *dnsAddon) Stop() {
