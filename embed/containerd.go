@@ -113,7 +113,7 @@ func startContainerd(ctx context.Context, c ContainerdConfig, confDir, logPath s
 	}
 	logrus.SetOutput(lf)
 	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
-	srv, err := serveContainerd(ctx, c, filepath.Join(confDir, "containerd.toml"))
+	srv, err := serveContainerd(ctx, c, filepath.Join(confDir, "containerd.toml"), filepath.Dir(logPath))
 	if err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("%w (see %s)", err, logPath)
@@ -121,7 +121,7 @@ func startContainerd(ctx context.Context, c ContainerdConfig, confDir, logPath s
 	return &containerdServer{srv: srv, log: lf}, nil
 }
 
-func serveContainerd(ctx context.Context, c ContainerdConfig, path string) (*server.Server, error) {
+func serveContainerd(ctx context.Context, c ContainerdConfig, path, logDir string) (*server.Server, error) {
 	if err := clog.SetLevel("info"); err != nil {
 		return nil, err
 	}
@@ -144,6 +144,11 @@ func serveContainerd(ctx context.Context, c ContainerdConfig, path string) (*ser
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
+	}
+	// The CRI plugin has just pointed the process's klog at stderr.
+	if err := setupKlog(logDir); err != nil {
+		srv.Stop()
+		return nil, err
 	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Stop()

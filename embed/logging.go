@@ -13,35 +13,38 @@ import (
 	"k8s.io/klog/v2/textlogger"
 )
 
-var logOnce sync.Once
+// klogFile is <logs>/kubernetes.log, opened once.
+var klogFile struct {
+	once sync.Once
+	f    *os.File
+	err  error
+}
 
-// setupKlog points the process-wide klog at <logs>/kubernetes.log, once,
-// before any component starts. Each component also gets its own contextual
-// logger (ComponentLogger), so what it logs through its context goes to
-// <logs>/<component>.log; what it logs through the global klog functions still
-// lands in kubernetes.log, because klog is one per process. etcd has its own file.
+// setupKlog points the process-wide klog at <logs>/kubernetes.log, before
+// any component starts, and again once containerd has started: its CRI
+// plugin points klog at stderr as it initialises. Each component also gets
+// its own contextual logger (ComponentLogger), so what it logs through its
+// context goes to <logs>/<component>.log; what it logs through the global
+// klog functions still lands in kubernetes.log, because klog is one per
+// process. etcd has its own file.
 func setupKlog(logDir string) error {
-	var err error
-	logOnce.Do(func() {
-		if err = os.MkdirAll(logDir, 0o700); err != nil {
-			return
+	klogFile.once.Do(func() {
+		if klogFile.err = os.MkdirAll(logDir, 0o700); klogFile.err == nil {
+			klogFile.f, klogFile.err = os.OpenFile(filepath.Join(logDir, "kubernetes.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		}
-		var f *os.File
-		f, err = os.OpenFile(filepath.Join(logDir, "kubernetes.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-		if err != nil {
-			return
-		}
-		fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-		klog.InitFlags(fs)
-		for k, v := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "one_output": "true", "stderrthreshold": "FATAL", "v": "1"} {
-			if e := fs.Set(k, v); e != nil {
-				err = fmt.Errorf("klog flag %s: %w", k, e)
-				return
-			}
-		}
-		klog.SetOutput(f)
 	})
-	return err
+	if klogFile.err != nil {
+		return klogFile.err
+	}
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	for k, v := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "one_output": "true", "stderrthreshold": "FATAL", "v": "1"} {
+		if err := fs.Set(k, v); err != nil {
+			return fmt.Errorf("klog flag %s: %w", k, err)
+		}
+	}
+	klog.SetOutput(klogFile.f)
+	return nil
 }
 
 // ComponentLogger returns ctx carrying a logger that writes to <logs>/<name>.log,
