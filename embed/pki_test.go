@@ -98,10 +98,10 @@ func TestPKIReuseAndRenewal(t *testing.T) {
 	if err != nil || len(again.Created) != 0 {
 		t.Fatalf("second run created %v, %v; want reuse", again.Created, err)
 	}
-	// A new address to cover reissues the serving certs (apiserver, kubelet), not the CA.
+	// A new address to cover reissues the serving certs (apiserver, kubelet, metrics-server), not the CA.
 	cfg.NodeIP = net.ParseIP("10.0.2.101")
 	moved, err := EnsurePKI(cfg)
-	if err != nil || !slices.Equal(moved.Created, []string{"apiserver.crt", "apiserver.key", "kubelet.crt", "kubelet.key"}) {
+	if err != nil || !slices.Equal(moved.Created, []string{"apiserver.crt", "apiserver.key", "kubelet.crt", "kubelet.key", "metrics-server.crt", "metrics-server.key"}) {
 		t.Fatalf("new node IP created %v, %v", moved.Created, err)
 	}
 	// Eleven months later every leaf is renewed; the CA stays.
