@@ -19,31 +19,55 @@ import (
 )
 
 // kubeRows measures Kubernetes: time from `unetes run` to /readyz and to
-// node Ready, cold (new data dir) and warm (restart); apply → first pod
-// Running; idle memory of the instance's processes; binary size.
+// ready (node Ready, add-ons ready), cold (new data dir) with and without
+// the add-ons and warm (restart); idle memory with and without the add-ons;
+// apply → first pod Running; DNS queries per second from a pod; memory
+// with one pod, per role; binary size.
 func (b *bench) kubeRows() {
 	bin := b.home + "/unetes"
-	inst := fmt.Sprintf("benchkube-%d", time.Now().UnixNano()%100000)
+	stamp := time.Now().UnixNano() % 100000
+	inst, bare := fmt.Sprintf("benchkube-%d", stamp), fmt.Sprintf("benchbare-%d", stamp)
 	port := b.nextPort
 	b.nextPort++
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	defer w.Flush()
 	fmt.Fprintln(w, "figure\tunetes\ttarget\treference (published, not run here: no Docker on this host)")
-	cold := b.timeToReady(bin, inst, port, false)
-	warm := b.timeToReady(bin, inst, port, true)
+	resolv, upstream, err := b.benchResolver()
+	if err != nil {
+		fmt.Fprintf(w, "kubernetes\tfailed: %v\t\t\n", err)
+		return
+	}
+	defer upstream.Close()
+	noAddons := b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics")
+	noAddonsMem := instanceMemory(bare)
+	b.stopAndReset(bin, bare)
+	cold := b.timeToReady(bin, inst, port, false, "--resolv-conf", resolv)
+	coldMem := instanceMemory(inst)
+	warm := b.timeToReady(bin, inst, port, true, "--resolv-conf", resolv)
 	fmt.Fprintf(w, "run -> /readyz, cold\t%s\t\t\n", secs(cold.api, cold.err))
-	fmt.Fprintf(w, "run -> node Ready, cold\t%s\t<= 10 s\tkind 12-17 s, minikube 25 s, kubeadm 24 s (rootful)\n", secs(cold.node, cold.err))
+	fmt.Fprintf(w, "run -> ready, cold, add-ons off\t%s\t<= 5 s\tkind 12-17 s, minikube 25 s, kubeadm 24 s (rootful)\n", secs(noAddons.node, noAddons.err))
+	fmt.Fprintf(w, "run -> ready, cold, add-ons on\t%s\t<= add-ons off + 0.5 s\t\n", secs(cold.node, cold.err))
 	fmt.Fprintf(w, "run -> /readyz, warm\t%s\t\t\n", secs(warm.api, warm.err))
-	fmt.Fprintf(w, "run -> node Ready, warm\t%s\t<= 5 s\t\n", secs(warm.node, warm.err))
+	fmt.Fprintf(w, "run -> ready, warm\t%s\t<= 3 s\t\n", secs(warm.node, warm.err))
+	fmt.Fprintf(w, "idle memory, empty, add-ons off, RSS (PSS)\t%s\t\t\n", noAddonsMem.total())
+	fmt.Fprintf(w, "idle memory, empty, add-ons on, RSS (PSS)\t%s\t<= add-ons off + 60 MB\t\n", coldMem.total())
+	fmt.Fprintf(w, "  sandbox, add-ons off / on, PSS\t%.0f MB / %.0f MB\t\t\n", noAddonsMem.byRole[sandboxRole][1], coldMem.byRole[sandboxRole][1])
 	fmt.Fprintf(w, "apply -> first pod Running (image loaded)\t%s\t\t\n", secs(b.firstPod(bin, inst)))
 	mem := instanceMemory(inst)
-	fmt.Fprintf(w, "idle memory, all %d processes, RSS (PSS)\t%.0f MB (%.0f MB)\t<= 400 MB\tk3s server: several hundred MB\n", mem.n, mem.rss, mem.pss)
+	fmt.Fprintf(w, "idle memory with one pod, all %d processes, RSS (PSS)\t%s\t<= 400 MB\tk3s server: several hundred MB\n", mem.n, mem.total())
 	for _, role := range mem.roles {
 		fmt.Fprintf(w, "  %s\t%.0f MB (%.0f MB)\t\t\n", role, mem.byRole[role][0], mem.byRole[role][1])
+	}
+	for _, r := range b.dnsRows(bin, inst, upstream) {
+		fmt.Fprintf(w, "%s\t%s\t\t%s\n", r.name, r.value, r.ref)
 	}
 	if fi, err := os.Stat(bin); err == nil {
 		fmt.Fprintf(w, "binary size\t%.0f MB\t\tDESIGN.md: ~180 MB stripped with every component\n", float64(fi.Size())/1e6)
 	}
-	w.Flush()
+	b.stopAndReset(bin, inst)
+}
+
+func (b *bench) stopAndReset(bin, inst string) {
 	b.asUser(exec.Command(bin, "stop", "--name", inst)).Run()
 	b.asUser(exec.Command(bin, "reset", "--force", "--name", inst)).Run()
 }
@@ -61,14 +85,15 @@ type readyTimes struct {
 }
 
 // timeToReady starts the instance (stopping a running one first when warm)
-// and returns how long until /readyz answers 200 and until run reports the
-// node Ready (it prints "ready in" only then); the instance keeps running.
-func (b *bench) timeToReady(bin, inst string, port int, warm bool) readyTimes {
+// and returns how long until /readyz answers 200 and until run reports
+// ready (it prints "ready in" once the node is Ready and the add-ons
+// serve); the instance keeps running.
+func (b *bench) timeToReady(bin, inst string, port int, warm bool, extra ...string) readyTimes {
 	if warm {
 		b.asUser(exec.Command(bin, "stop", "--name", inst)).Run()
 	}
 	out := &syncbuf.Buffer{}
-	run := b.asUser(exec.Command(bin, "run", "--name", inst, "--api-port", strconv.Itoa(port)))
+	run := b.asUser(exec.Command(bin, append([]string{"run", "--name", inst, "--api-port", strconv.Itoa(port)}, extra...)...))
 	run.Stdout, run.Stderr = out, out
 	start := time.Now()
 	if err := run.Start(); err != nil {
@@ -101,7 +126,11 @@ func (b *bench) timeToReady(bin, inst string, port int, warm bool) readyTimes {
 // firstPod loads the busybox image, applies a pod and returns how long
 // from apply until the pod is Running.
 func (b *bench) firstPod(bin, inst string) (time.Duration, error) {
-	img, err := testimage.New()
+	tool, err := b.nettool()
+	if err != nil {
+		return 0, err
+	}
+	img, err := testimage.New(testimage.File{Path: "bin/nettool", Data: tool})
 	if err != nil {
 		return 0, err
 	}
@@ -140,6 +169,10 @@ type memory struct {
 	byRole   map[string][2]float64
 }
 
+func (m memory) total() string { return fmt.Sprintf("%.0f MB (%.0f MB)", m.rss, m.pss) }
+
+const sandboxRole = "sandbox (control plane, containerd, kube-proxy, add-ons)"
+
 // instanceMemory sums RSS and PSS (MB) of the processes naming inst (run by
 // name; _child, _sandbox, the kubelet and the shims by state-dir paths),
 // after 10 s idle, in total and per role. Pods' own processes are not unetes'.
@@ -159,7 +192,7 @@ func instanceMemory(inst string) memory {
 		case len(args) > 1 && string(args[1]) == "_child":
 			role = "child (_child)"
 		case len(args) > 1 && string(args[1]) == "_sandbox":
-			role = "sandbox (control plane, containerd, kube-proxy)"
+			role = sandboxRole
 		case len(args) > 1 && string(args[1]) == "_kubelet":
 			role = "kubelet"
 		}
