@@ -3,18 +3,24 @@ package addons
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/unetes/unetes/embed"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 )
@@ -189,5 +195,72 @@ scrape_error 0
 `
 	if got := string(dropSeries([]byte(in), "container_", "pod_")); got != want {
 		t.Fatalf("got\n%s", got)
+	}
+}
+
+// Removing a disabled add-on deletes only what it made: a kube-dns Service
+// the user made (no add-on label) stays.
+func TestDeleteOwnedSparesOthers(t *testing.T) {
+	env := testEnv(t)
+	env.PKIDir = filepath.Join(env.DataDir, "pki")
+	objs, err := (&dnsAddon{}).Objects(env, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed []runtime.Object
+	for i, o := range objs {
+		u, _, err := toUnstructured(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i != 2 { // all but the Service are ours
+			u.SetLabels(map[string]string{addonLabel: DNS})
+		}
+		seed = append(seed, u)
+	}
+	dyn := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme(), seed...)
+	if err := deleteOwned(context.Background(), dyn, DNS, objs); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range objs {
+		u, gvr, _ := toUnstructured(o)
+		_, err := dyn.Resource(gvr).Namespace(u.GetNamespace()).Get(context.Background(), u.GetName(), metav1.GetOptions{})
+		if kept := err == nil; kept != (i == 2) {
+			t.Errorf("%s %s: kept %v", u.GetKind(), u.GetName(), kept)
+		}
+	}
+	// Deleting what is gone already is no error.
+	if err := deleteOwned(context.Background(), dyn, DNS, objs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The loop directive reports a forwarding loop and keeps the process alive
+// (CoreDNS' own loop plugin would exit it): a server that forwards to itself.
+func TestLoopReportedNotFatal(t *testing.T) {
+	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	l.Close()
+	found := make(chan error, 1)
+	report := func(err error) { found <- err }
+	loopFound.Store(&report)
+	t.Cleanup(func() { loopFound.Store(nil) })
+	caddy.Quiet, dnsserver.Quiet = true, true
+	corefile := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    loop\n    forward . 127.0.0.1:%d\n}\n", port, port)
+	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), ServerTypeName: "dns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Stop(); inst.ShutdownCallbacks(); inst.Wait() })
+	select {
+	case err := <-found:
+		if !strings.Contains(err.Error(), "DNS forwarding loop") {
+			t.Fatalf("report: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no loop reported in 30 s")
 	}
 }

@@ -57,17 +57,21 @@ func (s *Set) Start(ctx context.Context, env Env) error {
 		a   Addon
 		err error
 	}
+	for _, k := range known {
+		if slices.Contains(s.disabled, k.name) {
+			if err := s.remove(ctx, dyn, k.name, k.new()); err != nil {
+				return err
+			}
+		}
+	}
 	results := make(chan result, len(known))
 	n := 0
 	for i, k := range known {
-		a := k.new()
 		if slices.Contains(s.disabled, k.name) {
-			if err := s.remove(ctx, dyn, k.name, a); err != nil {
-				return err
-			}
 			continue
 		}
 		n++
+		a := k.new()
 		go func() { results <- result{i, a, s.startOne(ctx, dyn, k.name, a)} }()
 	}
 	started := make([]Addon, len(known))
@@ -129,7 +133,10 @@ func (s *Set) bringUp(ctx context.Context, dyn dynamic.Interface, name string, a
 	}
 	failed := func(err error) {
 		s.set(name, "failed", err)
-		s.errc <- fmt.Errorf("add-on %s: %w", name, err)
+		select {
+		case s.errc <- fmt.Errorf("add-on %s: %w", name, err):
+		default: // the supervisor has been told of a failure already
+		}
 	}
 	if err := a.Start(ctx, s.env, failed); err != nil {
 		return err
