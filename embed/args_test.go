@@ -1,32 +1,16 @@
 package embed
 
 import (
-	"flag"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	goldenfile "github.com/unetes/unetes/embed/internal/golden"
+)
 
 func golden(t *testing.T, name string, got []string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	text := strings.Join(got, "\n") + "\n"
-	if *update {
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update once)", err)
-	}
-	if string(want) != text {
-		t.Fatalf("%s differs from the golden file:\n--- got\n%s--- want\n%s", name, text, want)
-	}
+	goldenfile.Check(t, name, strings.Join(got, "\n")+"\n")
 }
 
 func testConfig() Config {

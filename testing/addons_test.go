@@ -97,12 +97,8 @@ func (in *instance) resolvesAll(pod, name string, want ...string) {
 func TestClusterDNS(t *testing.T) {
 	// The test's resolver on the host knows outside.unetes.test; the
 	// instance reaches it through the NAT's relay, as it would the host's.
-	dnsServer(t, "127.0.0.54", "outside.unetes.test.", [4]byte{192, 0, 2, 77})
 	u := asUser(t, *flagTestUser)
-	rc := filepath.Join(u.home, "resolv.conf")
-	if err := os.WriteFile(rc, []byte("nameserver 127.0.0.54\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rc := hostResolver(t, u, "127.0.0.54", "outside.unetes.test.", [4]byte{192, 0, 2, 77}, "")
 	name := newName()
 	in, apiPort := startKubeWith(t, u, name, "--resolv-conf", rc)
 	if out, errOut, code := in.apply(webApp(30080) + "---\n" + dnsApp + "---\n" + dnsPolicies); code != 0 {

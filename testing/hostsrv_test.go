@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -85,6 +87,18 @@ func blackhole(t *testing.T, ip net.IP) string {
 		t.Cleanup(func() { c.Close() })
 	}
 	return addr
+}
+
+// hostResolver starts dnsServer on addr and writes a resolv.conf naming it
+// (plus extra lines) in u's home, for `run --resolv-conf`; it returns its path.
+func hostResolver(t *testing.T, u *testUser, addr, name string, answer [4]byte, extra string) string {
+	t.Helper()
+	dnsServer(t, addr, name, answer)
+	rc := filepath.Join(u.home, "resolv.conf")
+	if err := os.WriteFile(rc, []byte("nameserver "+addr+"\n"+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rc
 }
 
 // dnsServer answers A queries for name with answer on addr:53 (UDP).

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,12 +70,8 @@ func TestHostLoopbackClosedByDefaultOpenWithFlag(t *testing.T) {
 func TestDNSRelayToHostStubResolver(t *testing.T) {
 	// 127.0.0.53 is where systemd-resolved's stub listens: the relay must
 	// reach it even though host loopback is closed to the namespace.
-	dnsServer(t, "127.0.0.53", "probe.unetes.test.", [4]byte{203, 0, 113, 7})
 	u := asUser(t, *flagTestUser)
-	rc := filepath.Join(u.home, "resolv.conf")
-	if err := os.WriteFile(rc, []byte("nameserver 127.0.0.53\noptions edns0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rc := hostResolver(t, u, "127.0.0.53", "probe.unetes.test.", [4]byte{203, 0, 113, 7}, "options edns0\n")
 	in := startInstance(t, u, "--resolv-conf", rc)
 	out, errOut, code := in.nettool("dns", "10.0.2.3", "probe.unetes.test.")
 	if code != 0 || strings.TrimSpace(out) != "203.0.113.7" {

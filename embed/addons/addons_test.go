@@ -2,7 +2,6 @@ package addons
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/unetes/unetes/embed"
+	"github.com/unetes/unetes/embed/internal/golden"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -24,26 +24,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update once)", err)
-	}
-	if string(want) != got {
-		t.Fatalf("%s differs from the golden file:\n--- got\n%s--- want\n%s", name, got, want)
-	}
-}
 
 func testEnv(t *testing.T) Env {
 	dir := t.TempDir()
@@ -55,8 +35,8 @@ func testEnv(t *testing.T) Env {
 
 func TestGoldens(t *testing.T) {
 	env := testEnv(t)
-	golden(t, "Corefile", corefile(env, "/state/coredns.kubeconfig"))
-	golden(t, "metrics-server", strings.Join(embed.FlagList(metricsServerFlags(env, "/state/metrics-server.kubeconfig"), nil), "\n")+"\n")
+	golden.Check(t, "Corefile", corefile(env, "/state/coredns.kubeconfig"))
+	golden.Check(t, "metrics-server", strings.Join(embed.FlagList(metricsServerFlags(env, "/state/metrics-server.kubeconfig"), nil), "\n")+"\n")
 }
 
 func TestParseDisable(t *testing.T) {
