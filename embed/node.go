@@ -149,6 +149,9 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	if err := mountKubeletRoot(filepath.Join(nc.DataDir, "kubelet")); err != nil {
 		return err
 	}
+	if err := cp.markNodeStarting(ctx); err != nil {
+		return err
+	}
 	confPath := filepath.Join(nc.StateDir, "kubelet.yaml")
 	if err := os.WriteFile(confPath, []byte(kubeletConfig(nc)), 0o600); err != nil {
 		return fmt.Errorf("kubelet config: %w", err)

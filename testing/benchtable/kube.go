@@ -38,20 +38,26 @@ func (b *bench) kubeRows() {
 		return
 	}
 	defer upstream.Close()
-	noAddons := b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics")
-	noAddonsMem := instanceMemory(bare)
-	b.stopAndReset(bin, bare)
-	cold := b.timeToReady(bin, inst, port, false, "--resolv-conf", resolv)
-	coldMem := instanceMemory(inst)
+	// Cold starts with and without the add-ons, interleaved, -runs of
+	// each: the medians. The last one with add-ons keeps running.
+	var off, on coldRuns
+	for i := 0; i < *flagRuns; i++ {
+		if i > 0 {
+			b.stopAndReset(bin, inst)
+		}
+		off.add(b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics"), instanceMemory(bare))
+		b.stopAndReset(bin, bare)
+		on.add(b.timeToReady(bin, inst, port, false, "--resolv-conf", resolv), instanceMemory(inst))
+	}
 	warm := b.timeToReady(bin, inst, port, true, "--resolv-conf", resolv)
-	fmt.Fprintf(w, "run -> /readyz, cold\t%s\t\t\n", secs(cold.api, cold.err))
-	fmt.Fprintf(w, "run -> ready, cold, add-ons off\t%s\t<= 5 s\tkind 12-17 s, minikube 25 s, kubeadm 24 s (rootful)\n", secs(noAddons.node, noAddons.err))
-	fmt.Fprintf(w, "run -> ready, cold, add-ons on\t%s\t<= add-ons off + 0.5 s\t\n", secs(cold.node, cold.err))
+	fmt.Fprintf(w, "run -> /readyz, cold (median of %d)\t%s\t\t\n", *flagRuns, on.api())
+	fmt.Fprintf(w, "run -> ready, cold, add-ons off (median of %d)\t%s\t<= 5 s\tkind 12-17 s, minikube 25 s, kubeadm 24 s (rootful)\n", *flagRuns, off.ready())
+	fmt.Fprintf(w, "run -> ready, cold, add-ons on (median of %d)\t%s\t<= add-ons off + 0.5 s\t\n", *flagRuns, on.ready())
 	fmt.Fprintf(w, "run -> /readyz, warm\t%s\t\t\n", secs(warm.api, warm.err))
 	fmt.Fprintf(w, "run -> ready, warm\t%s\t<= 3 s\t\n", secs(warm.node, warm.err))
-	fmt.Fprintf(w, "idle memory, empty, add-ons off, RSS (PSS)\t%s\t\t\n", noAddonsMem.total())
-	fmt.Fprintf(w, "idle memory, empty, add-ons on, RSS (PSS)\t%s\t<= add-ons off + 60 MB\t\n", coldMem.total())
-	fmt.Fprintf(w, "  sandbox, add-ons off / on, PSS\t%.0f MB / %.0f MB\t\t\n", noAddonsMem.byRole[sandboxRole][1], coldMem.byRole[sandboxRole][1])
+	fmt.Fprintf(w, "idle memory, empty, add-ons off, PSS (median)\t%s\t\t\n", off.pss(""))
+	fmt.Fprintf(w, "idle memory, empty, add-ons on, PSS (median)\t%s\t<= add-ons off + 60 MB\t\n", on.pss(""))
+	fmt.Fprintf(w, "  sandbox, add-ons off / on, PSS (median)\t%s / %s\t\t\n", off.pss(sandboxRole), on.pss(sandboxRole))
 	fmt.Fprintf(w, "apply -> first pod Running (image loaded)\t%s\t\t\n", secs(b.firstPod(bin, inst)))
 	mem := instanceMemory(inst)
 	fmt.Fprintf(w, "idle memory with one pod, all %d processes, RSS (PSS)\t%s\t<= 400 MB\tk3s server: several hundred MB\n", mem.n, mem.total())
@@ -65,6 +71,48 @@ func (b *bench) kubeRows() {
 		fmt.Fprintf(w, "binary size\t%.0f MB\t\tDESIGN.md: ~180 MB stripped with every component\n", float64(fi.Size())/1e6)
 	}
 	b.stopAndReset(bin, inst)
+}
+
+// coldRuns collects cold starts of one setup.
+type coldRuns struct {
+	times []readyTimes
+	mems  []memory
+}
+
+func (c *coldRuns) add(t readyTimes, m memory) {
+	c.times, c.mems = append(c.times, t), append(c.mems, m)
+}
+
+func (c *coldRuns) api() string   { return c.median(func(t readyTimes) time.Duration { return t.api }) }
+func (c *coldRuns) ready() string { return c.median(func(t readyTimes) time.Duration { return t.node }) }
+
+func (c *coldRuns) median(of func(readyTimes) time.Duration) string {
+	var xs []float64
+	for _, t := range c.times {
+		if t.err != nil {
+			return secs(0, t.err)
+		}
+		xs = append(xs, of(t).Seconds())
+	}
+	return fmt.Sprintf("%.2f s", median(xs))
+}
+
+// pss is the median PSS of role, or of all processes when role is "".
+func (c *coldRuns) pss(role string) string {
+	var xs []float64
+	for _, t := range c.times {
+		if t.err != nil {
+			return "-"
+		}
+	}
+	for _, m := range c.mems {
+		if role == "" {
+			xs = append(xs, m.pss)
+		} else {
+			xs = append(xs, m.byRole[role][1])
+		}
+	}
+	return fmt.Sprintf("%.0f MB", median(xs))
 }
 
 func (b *bench) stopAndReset(bin, inst string) {
