@@ -149,7 +149,12 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	if err := mountKubeletRoot(filepath.Join(nc.DataDir, "kubelet")); err != nil {
 		return err
 	}
-	if err := cp.markNodeStarting(ctx); err != nil {
+	node, err := cp.nodeClient()
+	if err != nil {
+		return err
+	}
+	registered, err := node.markStarting(ctx)
+	if err != nil {
 		return err
 	}
 	confPath := filepath.Join(nc.StateDir, "kubelet.yaml")
@@ -169,7 +174,8 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 			cp.errc <- err
 		}
 	}()
-	// kube-proxy needs only the apiserver: it starts while the kubelet does.
+	// kube-proxy needs the apiserver and its node: it starts while the
+	// kubelet does, or as soon as the kubelet has registered the node.
 	relay, err := newRelay("127.0.0.1:" + strconv.Itoa(nc.APIPort))
 	if err != nil {
 		return fmt.Errorf("kube-proxy relay: %w", err)
@@ -185,6 +191,11 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	}
 	proxy := cp.run(KubeProxy, func(ctx context.Context, args []string) error {
 		defer relay.Close()
+		if !registered {
+			if err := node.waitExists(ctx); err != nil {
+				return err
+			}
+		}
 		return runKubeProxy(ctx, args)
 	}, []string{"--config=" + pconf})
 	if err := cp.waitReady(ctx, Kubelet, cp.kubelet.exits(), httpHealthz(kubeletHealthzPort)); err != nil {

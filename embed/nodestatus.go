@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,32 +13,42 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// markNodeStarting sets the node's Ready condition to Unknown before the
-// kubelet starts, where the last run left it True. The kubelet polls for
-// readiness every 100 ms after start only while its node is not Ready; a
-// stale True made it skip that and report at its 10 s status period instead,
-// which put a restart at ~6 s or ~16 s by chance (the node really is not
-// ready until the kubelet runs; the node controller would say so itself
-// after its grace period).
-func (cp *ControlPlane) markNodeStarting(ctx context.Context) error {
+// nodeClient talks to the API about this node, as the admin.
+type nodeClient struct {
+	c    kubernetes.Interface
+	name string
+}
+
+func (cp *ControlPlane) nodeClient() (*nodeClient, error) {
 	kc, err := cp.WriteKubeconfig("admin")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	node, err := c.CoreV1().Nodes().Get(ctx, cp.cfg.NodeName, metav1.GetOptions{})
+	return &nodeClient{c: c, name: cp.cfg.NodeName}, nil
+}
+
+// markStarting sets the node's Ready condition to Unknown before the
+// kubelet starts, where the last run left it True, and reports whether the
+// node exists. The kubelet polls for readiness every 100 ms after start only
+// while its node is not Ready; a stale True made it skip that and report at
+// its 10 s status period instead, which put a restart at ~6 s or ~16 s by
+// chance (the node really is not ready until the kubelet runs; the node
+// controller would say so itself after its grace period).
+func (n *nodeClient) markStarting(ctx context.Context) (exists bool, err error) {
+	node, err := n.c.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil // a first start: the kubelet registers it
+		return false, nil // a first start: the kubelet registers it
 	}
 	if err != nil {
-		return fmt.Errorf("get node %s: %w", cp.cfg.NodeName, err)
+		return false, fmt.Errorf("get node %s: %w", n.name, err)
 	}
 	for _, cond := range node.Status.Conditions {
 		if cond.Type != corev1.NodeReady || cond.Status != corev1.ConditionTrue {
@@ -48,9 +59,26 @@ func (cp *ControlPlane) markNodeStarting(ctx context.Context) error {
 			Message:           "unetes is starting the kubelet",
 			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
 		}}}})
-		if _, err := c.CoreV1().Nodes().PatchStatus(ctx, cp.cfg.NodeName, patch); err != nil {
-			return fmt.Errorf("mark node %s not ready until the kubelet runs: %w", cp.cfg.NodeName, err)
+		if _, err := n.c.CoreV1().Nodes().PatchStatus(ctx, n.name, patch); err != nil {
+			return true, fmt.Errorf("mark node %s not ready until the kubelet runs: %w", n.name, err)
 		}
 	}
-	return nil
+	return true, nil
+}
+
+// waitExists returns once the kubelet has registered the node with an
+// address. kube-proxy started before that polls for its node once a second,
+// which put up to a second between registration and the first Service rules.
+func (n *nodeClient) waitExists(ctx context.Context) error {
+	for {
+		node, err := n.c.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err == nil && len(node.Status.Addresses) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not registered: %w", n.name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
