@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // apiReady asks the apiserver's /readyz as the admin.
@@ -58,6 +61,20 @@ func AdminClient(p *PKI) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool}}}, nil
+}
+
+// AdminConfig is a client configuration for the admin (system:masters),
+// from a kubeconfig written to the state dir.
+func (cp *ControlPlane) AdminConfig() (*rest.Config, error) {
+	kc, err := cp.WriteKubeconfig("admin")
+	if err != nil {
+		return nil, err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		return nil, fmt.Errorf("admin client: %w", err)
+	}
+	return rc, nil
 }
 
 // WriteKubeconfig writes a kubeconfig for the PKI identity user (its own

@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // nodeClient talks to the API about this node, as the admin.
@@ -20,11 +19,7 @@ type nodeClient struct {
 }
 
 func (cp *ControlPlane) nodeClient() (*nodeClient, error) {
-	kc, err := cp.WriteKubeconfig("admin")
-	if err != nil {
-		return nil, err
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kc)
+	rc, err := cp.AdminConfig()
 	if err != nil {
 		return nil, err
 	}

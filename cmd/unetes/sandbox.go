@@ -18,7 +18,6 @@ import (
 	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/embed/addons"
 	"github.com/unetes/unetes/nsinit"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Files in the state dir: the in-namespace components' status, containerd's
@@ -188,13 +187,9 @@ func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.S
 // addonEnv is what the add-ons are started with, from the control plane.
 func addonEnv(cp *embed.ControlPlane, nc embed.NodeConfig, upstream string) (addons.Env, error) {
 	cfg := nc.Config
-	admin, err := cp.WriteKubeconfig("admin")
+	rc, err := cp.AdminConfig()
 	if err != nil {
 		return addons.Env{}, err
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", admin)
-	if err != nil {
-		return addons.Env{}, fmt.Errorf("admin client: %w", err)
 	}
 	pc, err := cfg.PKIConfig()
 	if err != nil {
