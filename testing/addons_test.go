@@ -321,6 +321,24 @@ func TestStorageAndMetrics(t *testing.T) {
 			t.Fatalf("top node: %s%s", out, errOut)
 		}
 	})
+	t.Run("kubectl top pod: figures only where pods have cgroups, and status says so", func(t *testing.T) {
+		status, _, _ := u.unetes(t, "", "status", "--name", name)
+		if cgroupV2Delegated(u.uid) {
+			waitFor(t, time.Minute, "kubectl top pod reader", func() bool {
+				out, _, code := in.kubectl("top", "pod", "reader")
+				return code == 0 && strings.Contains(out, "reader")
+			})
+			return
+		}
+		if !strings.Contains(status, "node figures only") {
+			t.Errorf("status does not say that pods have no figures:\n%s", status)
+		}
+		// Two scrapes have happened (top node answered): a pod figure
+		// would be there by now, and it would be the whole host's.
+		if out, errOut, code := in.kubectl("top", "pod", "reader"); code == 0 || !strings.Contains(errOut, "not available") {
+			t.Fatalf("top pod without per-pod cgroups: code %d\n%s%s", code, out, errOut)
+		}
+	})
 
 	// Volumes survive stop and run.
 	in.stop()

@@ -3,7 +3,6 @@ package addons
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -169,9 +168,13 @@ func (m *metricsAddon) Start(ctx context.Context, env Env, failed func(error)) e
 			failed(fmt.Errorf("metrics-server: %w", err))
 		}
 	}()
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	c, err := embed.AdminClient(&embed.PKI{Dir: env.PKIDir}) // trusts the cluster CA, which signed its certificate
+	if err != nil {
+		m.Stop()
+		return err
+	}
 	url := "https://" + net.JoinHostPort(env.NodeIP.String(), strconv.Itoa(metricsPort)) + "/livez"
-	if err := waitOK(ctx, insecure, url); err != nil {
+	if err := waitOK(ctx, c, url); err != nil {
 		m.Stop()
 		return fmt.Errorf("metrics-server not serving: %w", err)
 	}
