@@ -18,6 +18,7 @@ import (
 
 	"github.com/unetes/unetes/embed"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 )
 
@@ -71,9 +72,9 @@ type noter interface {
 }
 
 // readier is an add-on whose readiness needs more than serving: it is
-// asked once its objects say it serves.
+// asked once its objects say it serves, with the Set's API client.
 type readier interface {
-	Ready(ctx context.Context, env Env) error
+	Ready(ctx context.Context, env Env, api dynamic.Interface) error
 }
 
 // known lists the add-ons in start order.
@@ -114,22 +115,27 @@ func ParseDisable(list string) ([]string, error) {
 	return out, nil
 }
 
-// waitOK polls url with c until it answers 200 OK, ctx ends, or a minute
-// passes.
-func waitOK(ctx context.Context, c *http.Client, url string) error {
+// poll calls check every interval until it passes, ctx ends, or a minute
+// passes; the error then says what was awaited and check's last error.
+func poll(ctx context.Context, what string, interval time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
-		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-		err := embed.GetOK(rctx, c, url)
-		rcancel()
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		err := check(cctx)
+		ccancel()
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
+			return fmt.Errorf("%s: %w (last: %v)", what, ctx.Err(), err)
+		case <-time.After(interval):
 		}
 	}
+}
+
+// waitOK polls url with c until it answers 200 OK.
+func waitOK(ctx context.Context, c *http.Client, url string) error {
+	return poll(ctx, url, 20*time.Millisecond, func(ctx context.Context) error { return embed.GetOK(ctx, c, url) })
 }

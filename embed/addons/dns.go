@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
 	// Only the plugins the Corefile uses (never core/plugin, which is all
@@ -165,31 +166,22 @@ func (d *dnsAddon) Start(ctx context.Context, env Env, failed func(error)) error
 // address, as from a pod: CoreDNS serves, and kube-proxy has programmed the
 // Service and its endpoint. Until then a query may go nowhere, or out
 // through the NAT to whatever answers there.
-func (d *dnsAddon) Ready(ctx context.Context, env Env) error {
+func (d *dnsAddon) Ready(ctx context.Context, env Env, _ dynamic.Interface) error {
 	name := "kubernetes.default.svc." + env.ClusterDomain + "."
 	server := net.JoinHostPort(env.DNSServiceIP.String(), strconv.Itoa(dnsPort))
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	m := new(dns.Msg)
 	m.SetQuestion(name, dns.TypeA)
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	last := "no answer yet"
-	for {
+	return poll(ctx, name+" through "+server, 50*time.Millisecond, func(ctx context.Context) error {
 		r, _, err := c.ExchangeContext(ctx, m, server)
 		switch {
 		case err != nil:
-			last = err.Error()
-		case r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0:
-			return nil
-		default:
-			last = dns.RcodeToString[r.Rcode]
+			return err
+		case r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0:
+			return fmt.Errorf("answer %s with %d records", dns.RcodeToString[r.Rcode], len(r.Answer))
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s does not resolve through %s: %s", name, server, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 func (d *dnsAddon) Stop() {

@@ -183,35 +183,25 @@ func (m *metricsAddon) Start(ctx context.Context, env Env, failed func(error)) e
 
 // Ready waits until the aggregator reports the metrics API available, so
 // that kubectl's discovery right after start finds no broken group.
-func (m *metricsAddon) Ready(ctx context.Context, env Env) error {
-	dyn, err := dynamic.NewForConfig(env.Admin)
-	if err != nil {
-		return err
-	}
+func (m *metricsAddon) Ready(ctx context.Context, env Env, api dynamic.Interface) error {
 	gvr := schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	last := "no status yet"
-	for {
-		u, err := dyn.Resource(gvr).Get(ctx, metricsAPIService, metav1.GetOptions{})
-		if err == nil {
-			conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-			for _, c := range conds {
-				c, _ := c.(map[string]any)
-				if c["type"] == string(apiregv1.Available) {
-					if c["status"] == string(apiregv1.ConditionTrue) {
-						return nil
-					}
-					last = fmt.Sprintf("%v: %v", c["reason"], c["message"])
+	return poll(ctx, "the metrics API available", 50*time.Millisecond, func(ctx context.Context) error {
+		u, err := api.Resource(gvr).Get(ctx, metricsAPIService, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		for _, c := range conds {
+			c, _ := c.(map[string]any)
+			if c["type"] == string(apiregv1.Available) {
+				if c["status"] == string(apiregv1.ConditionTrue) {
+					return nil
 				}
+				return fmt.Errorf("%v: %v", c["reason"], c["message"])
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the metrics API is not available: %s", last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return errors.New("no Available condition yet")
+	})
 }
 
 // metricsNodeOnly is what `unetes status` says of the metrics API on a host

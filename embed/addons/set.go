@@ -145,7 +145,7 @@ func (s *Set) bringUp(ctx context.Context, dyn dynamic.Interface, name string, a
 		err = apply(ctx, dyn, name, objs)
 	}
 	if r, ok := a.(readier); ok && err == nil {
-		err = r.Ready(ctx, s.env)
+		err = r.Ready(ctx, s.env, dyn)
 	}
 	if err != nil {
 		a.Stop()

@@ -83,8 +83,10 @@ func (c *coldRuns) add(t readyTimes, m memory) {
 	c.times, c.mems = append(c.times, t), append(c.mems, m)
 }
 
-func (c *coldRuns) api() string   { return c.median(func(t readyTimes) time.Duration { return t.api }) }
-func (c *coldRuns) ready() string { return c.median(func(t readyTimes) time.Duration { return t.node }) }
+func (c *coldRuns) api() string { return c.median(func(t readyTimes) time.Duration { return t.api }) }
+func (c *coldRuns) ready() string {
+	return c.median(func(t readyTimes) time.Duration { return t.node })
+}
 
 func (c *coldRuns) median(of func(readyTimes) time.Duration) string {
 	var xs []float64

@@ -94,31 +94,24 @@ func udpEcho(addr string) error {
 	return fmt.Errorf("no UDP echo from %s", addr)
 }
 
+// dns resolves name through server:53 only and prints the addresses.
 func dns(server, name string) error {
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+	return lookupWith(&net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, net.JoinHostPort(server, "53"))
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	addrs, err := r.LookupHost(ctx, name)
-	if err != nil {
-		return err
-	}
-	for _, a := range addrs {
-		fmt.Println(a)
-	}
-	return nil
+	}}, name)
 }
 
 // lookup resolves name as the system's resolver would (the Go resolver
 // reads /etc/resolv.conf: nameservers, search list, ndots) and prints the
 // addresses. A pod's busybox cannot: its nslookup skips the search list for
 // dotted names, and its static libc crashes on names.
-func lookup(name string) error {
+func lookup(name string) error { return lookupWith(net.DefaultResolver, name) }
+
+func lookupWith(r *net.Resolver, name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+	addrs, err := r.LookupHost(ctx, name)
 	if err != nil {
 		return err
 	}
