@@ -19,6 +19,13 @@ type Spec struct {
 	HostPort uint16
 	Port     uint16
 	Proto    string // "tcp" or "udp"
+	// To is the address inside that Port belongs to: a Service's cluster
+	// IP, the node's address. Zero means the namespace's own 127.0.0.1.
+	To netip.Addr
+	// Service, when set ("namespace/name"), is what a user forward targets:
+	// Port is that Service's port and To its cluster IP, looked up at start
+	// and whenever the Service changes.
+	Service string
 }
 
 // Key names a forward on the host side, which is what must be unique.
@@ -34,6 +41,17 @@ func (s Spec) Key() Key { return Key{s.HostIP, s.HostPort, s.Proto} }
 // String formats s so that ParseSpec reads it back.
 func (s Spec) String() string {
 	return fmt.Sprintf("%s:%d/%s", hostPart(s.HostIP, s.HostPort), s.Port, s.Proto)
+}
+
+// Target says where s leads inside, for people.
+func (s Spec) Target() string {
+	switch {
+	case s.Service != "":
+		return fmt.Sprintf("Service %s port %d", s.Service, s.Port)
+	case s.To.IsValid():
+		return fmt.Sprintf("%s:%d", s.To, s.Port)
+	}
+	return fmt.Sprintf("port %d", s.Port)
 }
 
 // String formats k so that ParseKey reads it back.
@@ -136,14 +154,54 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// rkSpec converts to RootlessKit's spec.
+// ParseService reads svc/NAME[.NAMESPACE] (or service/…), as `unetes
+// forward svc/web 8080:80` takes it, into "namespace/name".
+func ParseService(s string) (string, error) {
+	const help = "expected svc/NAME or svc/NAME.NAMESPACE, e.g. svc/web or svc/web.shop"
+	kind, ref, ok := strings.Cut(s, "/")
+	if !ok || (kind != "svc" && kind != "service" && kind != "services") {
+		return "", fmt.Errorf("%w %q: %s", ErrSpecSyntax, s, help)
+	}
+	name, ns, _ := strings.Cut(ref, ".")
+	if ns == "" {
+		ns = "default"
+	}
+	for _, part := range []string{name, ns} {
+		if !dnsLabel(part) {
+			return "", fmt.Errorf("%w %q: %q is not a Kubernetes name (lower-case letters, digits and '-'); %s", ErrSpecSyntax, s, part, help)
+		}
+	}
+	return ns + "/" + name, nil
+}
+
+// dnsLabel reports whether s is an RFC 1123 label, as Service and
+// namespace names are.
+func dnsLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// rkSpec converts to RootlessKit's spec. The target address is always set:
+// left empty, RootlessKit would dial the host address inside.
 func (s Spec) rkSpec() port.Spec {
-	return port.Spec{Proto: s.Proto, ParentIP: s.HostIP.String(), ParentPort: int(s.HostPort), ChildPort: int(s.Port)}
+	to := "127.0.0.1"
+	if s.To.IsValid() {
+		to = s.To.String()
+	}
+	return port.Spec{Proto: s.Proto, ParentIP: s.HostIP.String(), ParentPort: int(s.HostPort), ChildPort: int(s.Port), ChildIP: to}
 }
 
 // FromRK converts RootlessKit's spec (as rootlessctl sends it). An empty host
 // address means 127.0.0.1 here, not RootlessKit's 0.0.0.0: ask for 0.0.0.0
-// to listen on every address.
+// to listen on every address. An empty or 127.0.0.1 target address is the
+// namespace's loopback (To stays zero).
 func FromRK(p port.Spec) (Spec, error) {
 	s := Spec{HostIP: DefaultHostIP}
 	switch p.Proto {
@@ -162,7 +220,11 @@ func FromRK(p port.Spec) (Spec, error) {
 		s.HostIP = a.Unmap()
 	}
 	if p.ChildIP != "" && p.ChildIP != "127.0.0.1" {
-		return Spec{}, fmt.Errorf("%w: a target address other than 127.0.0.1 is not supported", ErrSpecSyntax)
+		a, err := netip.ParseAddr(p.ChildIP)
+		if err != nil || !a.Is4() {
+			return Spec{}, fmt.Errorf("%w: bad target address %q: an IPv4 address inside the namespace", ErrSpecSyntax, p.ChildIP)
+		}
+		s.To = a
 	}
 	if p.ParentPort < 1 || p.ParentPort > 65535 || p.ChildPort < 1 || p.ChildPort > 65535 {
 		return Spec{}, fmt.Errorf("%w: ports must be from 1 to 65535", ErrSpecSyntax)

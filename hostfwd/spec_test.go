@@ -15,13 +15,13 @@ func TestParseSpec(t *testing.T) {
 		want Spec
 		err  bool
 	}{
-		{in: "8080:80", want: Spec{lo, 8080, 80, "tcp"}},
-		{in: "8080:80/tcp", want: Spec{lo, 8080, 80, "tcp"}},
-		{in: "5353:53/udp", want: Spec{lo, 5353, 53, "udp"}},
-		{in: "0.0.0.0:8080:80", want: Spec{netip.MustParseAddr("0.0.0.0"), 8080, 80, "tcp"}},
-		{in: "192.0.2.2:1:65535/udp", want: Spec{netip.MustParseAddr("192.0.2.2"), 1, 65535, "udp"}},
-		{in: "[::1]:8080:80", want: Spec{netip.MustParseAddr("::1"), 8080, 80, "tcp"}},
-		{in: "[::]:8080:80/udp", want: Spec{netip.MustParseAddr("::"), 8080, 80, "udp"}},
+		{in: "8080:80", want: Spec{lo, 8080, 80, "tcp", netip.Addr{}, ""}},
+		{in: "8080:80/tcp", want: Spec{lo, 8080, 80, "tcp", netip.Addr{}, ""}},
+		{in: "5353:53/udp", want: Spec{lo, 5353, 53, "udp", netip.Addr{}, ""}},
+		{in: "0.0.0.0:8080:80", want: Spec{netip.MustParseAddr("0.0.0.0"), 8080, 80, "tcp", netip.Addr{}, ""}},
+		{in: "192.0.2.2:1:65535/udp", want: Spec{netip.MustParseAddr("192.0.2.2"), 1, 65535, "udp", netip.Addr{}, ""}},
+		{in: "[::1]:8080:80", want: Spec{netip.MustParseAddr("::1"), 8080, 80, "tcp", netip.Addr{}, ""}},
+		{in: "[::]:8080:80/udp", want: Spec{netip.MustParseAddr("::"), 8080, 80, "udp", netip.Addr{}, ""}},
 		{in: "", err: true},
 		{in: "8080", err: true},
 		{in: "8080:", err: true},
@@ -90,7 +90,9 @@ func TestFromRK(t *testing.T) {
 		{"tcp4 is tcp", port.Spec{Proto: "tcp4", ParentIP: "0.0.0.0", ParentPort: 8080, ChildPort: 80}, "0.0.0.0:8080:80/tcp", false},
 		{"udp6", port.Spec{Proto: "udp6", ParentIP: "::1", ParentPort: 53, ChildPort: 53}, "[::1]:53:53/udp", false},
 		{"sctp refused", port.Spec{Proto: "sctp", ParentPort: 1, ChildPort: 1}, "", true},
-		{"child ip refused", port.Spec{Proto: "tcp", ParentPort: 1, ChildPort: 1, ChildIP: "10.0.2.100"}, "", true},
+		{"child ip is the target", port.Spec{Proto: "tcp", ParentPort: 1, ChildPort: 1, ChildIP: "10.96.0.7"}, "127.0.0.1:1:1/tcp", false},
+		{"child loopback is no target", port.Spec{Proto: "tcp", ParentPort: 1, ChildPort: 1, ChildIP: "127.0.0.1"}, "127.0.0.1:1:1/tcp", false},
+		{"child ipv6 refused", port.Spec{Proto: "tcp", ParentPort: 1, ChildPort: 1, ChildIP: "::1"}, "", true},
 		{"port range", port.Spec{Proto: "tcp", ParentPort: 70000, ChildPort: 1}, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +106,19 @@ func TestFromRK(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseService(t *testing.T) {
+	for in, want := range map[string]string{"svc/web": "default/web", "service/web.shop": "shop/web", "svc/a-1.b-2": "b-2/a-1",
+		"svc/Web": "", "pod/web": "", "svc/": "", "svc/web.": "default/web", "svc/-x": "", "web": ""} {
+		got, err := ParseService(in)
+		if (want == "") != (err != nil) || got != want {
+			t.Errorf("ParseService(%q) = %q, %v; want %q", in, got, err, want)
+		}
+		if err != nil && !errors.Is(err, ErrSpecSyntax) {
+			t.Errorf("ParseService(%q): %v is not ErrSpecSyntax", in, err)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 )
@@ -22,13 +23,13 @@ func load(path string) ([]Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read saved forwards: %w", err)
 	}
-	var raw []port.Spec
+	var raw []record
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("saved forwards %s are corrupt (%v): fix or remove the file", path, err)
 	}
 	out := make([]Spec, 0, len(raw))
 	for _, r := range raw {
-		s, err := FromRK(r)
+		s, err := r.spec()
 		if err != nil {
 			return nil, fmt.Errorf("saved forwards %s: %w: fix or remove the file", path, err)
 		}
@@ -37,11 +38,56 @@ func load(path string) ([]Spec, error) {
 	return out, nil
 }
 
+// record is one saved forward: RootlessKit's spec (so older files still
+// read) and, for a forward to a Service, its "namespace/name".
+type record struct {
+	port.Spec
+	Service string `json:"service,omitempty"`
+}
+
+func (r record) spec() (Spec, error) {
+	s, err := FromRK(r.Spec)
+	if err == nil && r.Service != "" {
+		s.Service, err = ParseService("svc/" + serviceRef(r.Service))
+	}
+	return s, err
+}
+
+// MarshalJSON writes s as RootlessKit's spec plus "service", as the API
+// socket carries it.
+func (s Spec) MarshalJSON() ([]byte, error) {
+	return json.Marshal(record{Spec: s.rkSpec(), Service: s.Service})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, checking it.
+func (s *Spec) UnmarshalJSON(b []byte) error {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%w: %v", ErrSpecSyntax, err)
+	}
+	v, err := r.spec()
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// serviceRef turns "namespace/name" into ParseService's "name.namespace".
+func serviceRef(nsName string) string {
+	ns, name, _ := strings.Cut(nsName, "/")
+	return name + "." + ns
+}
+
 // save writes the forwards atomically (temp file and rename), mode 0600.
 func save(path string, specs []Spec) error {
-	raw := make([]port.Spec, 0, len(specs))
+	raw := make([]record, 0, len(specs))
 	for _, s := range specs {
-		raw = append(raw, s.rkSpec())
+		r := record{Spec: s.rkSpec(), Service: s.Service}
+		if s.Service != "" {
+			r.ChildIP = "" // looked up at every start
+		}
+		raw = append(raw, r)
 	}
 	b, err := json.MarshalIndent(raw, "", "  ")
 	if err != nil {

@@ -1,6 +1,7 @@
 package hostfwd
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,5 +42,27 @@ func TestWithSpecReplacesSameHostSide(t *testing.T) {
 	}
 	if got := withoutKey(got, a.Key()); len(got) != 1 || got[0] != u {
 		t.Fatalf("withoutKey = %v", got)
+	}
+}
+
+func TestStoreKeepsServiceNotItsAddress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), storeFile)
+	s, _ := ParseSpec("18080:80")
+	s.Service, s.To = "shop/web", netip.MustParseAddr("10.96.0.9")
+	if err := save(path, []Spec{s}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if strings.Contains(string(b), "10.96.0.9") || !strings.Contains(string(b), `"service": "shop/web"`) {
+		t.Fatalf("saved %s", b)
+	}
+	got, err := load(path)
+	s.To = netip.Addr{}
+	if err != nil || len(got) != 1 || got[0] != s {
+		t.Fatalf("load = %v, %v", got, err)
+	}
+	os.WriteFile(path, []byte(`[{"proto":"tcp","parentPort":1,"childPort":1,"service":"Bad/x"}]`), 0o600)
+	if _, err := load(path); err == nil || !strings.Contains(err.Error(), "fix or remove the file") {
+		t.Fatalf("bad service: %v", err)
 	}
 }

@@ -39,7 +39,7 @@ type statusResponse struct {
 		Upstreams         int    `json:"dnsUpstreams"`
 		OpenFlows         int64  `json:"openFlows"`
 	} `json:"network"`
-	Forwards       []string `json:"forwards"`
+	Forwards       []hostfwd.Forward `json:"forwards"`
 	ResourceLimits struct {
 		Enforced bool   `json:"enforced"`
 		Reason   string `json:"reason"`
@@ -63,6 +63,35 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		}
 		w.WriteHeader(http.StatusOK)
 	})
+	mux.HandleFunc("GET /unetes/v1/forwards", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, fwd.List(r.Context()))
+	})
+	mux.HandleFunc("POST /unetes/v1/forwards", func(w http.ResponseWriter, r *http.Request) {
+		var spec hostfwd.Spec
+		err := json.NewDecoder(r.Body).Decode(&spec)
+		if err == nil {
+			_, err = fwd.Add(r.Context(), spec)
+		}
+		if err != nil {
+			httputil.WriteError(w, r, err, http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	// The cluster's LoadBalancer Services and hostPorts (the lb add-on in
+	// the sandbox) publish their ports here: PUT the owner's whole list.
+	mux.HandleFunc("PUT /unetes/v1/published/{owner...}", func(w http.ResponseWriter, r *http.Request) {
+		var specs []hostfwd.Spec
+		err := json.NewDecoder(r.Body).Decode(&specs)
+		if err == nil {
+			err = fwd.Publish(r.Context(), r.PathValue("owner"), specs)
+		}
+		if err != nil {
+			httputil.WriteError(w, r, err, http.StatusConflict)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
 	mux.HandleFunc("GET /unetes/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		var s statusResponse
 		s.Name, s.PID, s.ChildPID = cfg.name, os.Getpid(), inst.ChildPID()
@@ -75,14 +104,8 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		if st := d.Stack(); st != nil {
 			s.Network.OpenFlows = st.OpenFlows()
 		}
-		sts, _ := fwd.ListPorts(r.Context())
-		for _, st := range sts {
-			if spec, err := hostfwd.FromRK(st.Spec); err == nil {
-				s.Forwards = append(s.Forwards, spec.String())
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(s)
+		s.Forwards = fwd.List(r.Context())
+		writeJSON(w, s)
 	})
 	mux.HandleFunc("POST /unetes/v1/stop", func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -98,6 +121,11 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	return srv, nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
 }
 
 // apiClient talks to a running instance's API socket.

@@ -9,24 +9,25 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/httputil"
-	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/nsinit"
 )
 
 type forwardArgs struct {
-	inst   instanceFlags
-	list   bool
-	remove string
-	spec   string
+	inst    instanceFlags
+	list    bool
+	remove  string
+	spec    string
+	service string // svc/NAME[.NAMESPACE]
 }
 
 func runForward(args []string, stdout, stderr io.Writer) int {
 	var a forwardArgs
-	fs := newFlagSet("forward", "forward [--name N] [IP:]HOSTPORT:PORT[/tcp|/udp]\n       unetes forward [--name N] --list\n       unetes forward [--name N] --remove [IP:]HOSTPORT[/tcp|/udp]", stderr)
+	fs := newFlagSet("forward", "forward [--name N] [svc/NAME[.NAMESPACE]] [IP:]HOSTPORT:PORT[/tcp|/udp]\n       unetes forward [--name N] --list\n       unetes forward [--name N] --remove [IP:]HOSTPORT[/tcp|/udp]", stderr)
 	a.inst.register(fs)
 	fs.BoolVar(&a.list, "list", false, "list the forwards")
 	fs.StringVar(&a.remove, "remove", "", "remove the forward with this host side")
@@ -38,6 +39,8 @@ func runForward(args []string, stdout, stderr io.Writer) int {
 	case !a.list && a.remove != "" && fs.NArg() == 0:
 	case !a.list && a.remove == "" && fs.NArg() == 1:
 		a.spec = fs.Arg(0)
+	case !a.list && a.remove == "" && fs.NArg() == 2:
+		a.service, a.spec = fs.Arg(0), fs.Arg(1)
 	default:
 		fs.Usage()
 		return 2
@@ -51,6 +54,11 @@ func runForward(args []string, stdout, stderr io.Writer) int {
 	var key hostfwd.Key
 	if a.spec != "" {
 		if spec, err = hostfwd.ParseSpec(a.spec); err != nil {
+			return fail(stderr, err)
+		}
+	}
+	if a.service != "" {
+		if spec.Service, err = hostfwd.ParseService(a.service); err != nil {
 			return fail(stderr, err)
 		}
 	}
@@ -74,7 +82,7 @@ func runForward(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = addForward(c, spec)
 		if err == nil {
-			fmt.Fprintf(stdout, "unetes: forwarding %s to port %d/%s of instance %q\n", spec.Key(), spec.Port, spec.Proto, a.inst.name)
+			fmt.Fprintf(stdout, "unetes: forwarding %s to %s/%s of instance %q\n", spec.Key(), spec.Target(), spec.Proto, a.inst.name)
 		}
 	}
 	if err != nil {
@@ -84,8 +92,8 @@ func runForward(args []string, stdout, stderr io.Writer) int {
 }
 
 func addForward(c *http.Client, s hostfwd.Spec) error {
-	body, _ := json.Marshal(port.Spec{Proto: s.Proto, ParentIP: s.HostIP.String(), ParentPort: int(s.HostPort), ChildPort: int(s.Port)})
-	resp, err := c.Post("http://unetes/v1/ports", "application/json", bytes.NewReader(body))
+	body, _ := json.Marshal(s)
+	resp, err := c.Post("http://unetes/unetes/v1/forwards", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("reach the instance: %w", err)
 	}
@@ -104,7 +112,7 @@ func removeForward(c *http.Client, k hostfwd.Key) error {
 }
 
 func listForwards(c *http.Client, stdout io.Writer) error {
-	resp, err := c.Get("http://unetes/v1/ports")
+	resp, err := c.Get("http://unetes/unetes/v1/forwards")
 	if err != nil {
 		return fmt.Errorf("reach the instance: %w", err)
 	}
@@ -112,31 +120,27 @@ func listForwards(c *http.Client, stdout io.Writer) error {
 	if err := httputil.Successful(resp); err != nil {
 		return err
 	}
-	var sts []port.Status
-	if err := json.NewDecoder(resp.Body).Decode(&sts); err != nil {
+	var fs []hostfwd.Forward
+	if err := json.NewDecoder(resp.Body).Decode(&fs); err != nil {
 		return fmt.Errorf("decode forwards: %w", err)
 	}
-	sort.Slice(sts, func(i, j int) bool { return sts[i].Spec.ParentPort < sts[j].Spec.ParentPort })
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Spec.HostPort < fs[j].Spec.HostPort })
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "HOST ADDRESS\tHOST PORT\tTARGET PORT\tPROTOCOL")
-	for _, st := range sts {
-		if s, err := hostfwd.FromRK(st.Spec); err == nil {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%s\n", s.HostIP, s.HostPort, s.Port, s.Proto)
-		}
+	fmt.Fprintln(w, "HOST ADDRESS\tHOST PORT\tTARGET PORT\tPROTOCOL\tFROM\tTO")
+	for _, f := range fs {
+		s := f.Spec
+		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\n", s.HostIP, s.HostPort, s.Port, s.Proto, f.Origin(), f.Leads())
 	}
 	return w.Flush()
 }
 
 // describeForwards is the one-line summary `run` prints.
-func describeForwards(sts []port.Status) string {
-	var b bytes.Buffer
-	for i, st := range sts {
-		if s, err := hostfwd.FromRK(st.Spec); err == nil {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%s -> %d", s.Key(), s.Port)
+func describeForwards(fs []hostfwd.Forward) string {
+	var parts []string
+	for _, f := range fs {
+		if f.Active {
+			parts = append(parts, fmt.Sprintf("%s -> %d", f.Spec.Key(), f.Spec.Port))
 		}
 	}
-	return b.String()
+	return strings.Join(parts, ", ")
 }

@@ -54,7 +54,7 @@ func prepareCerts(cfg runConfig) (*embed.PKI, error) {
 func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance, fwd *hostfwd.Manager, pki *embed.PKI, progress func(string, time.Duration)) (string, error) {
 	t := time.Now()
 	api := hostfwd.Spec{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: uint16(cfg.apiPort), Port: apiPortInside, Proto: "tcp"}
-	if err := fwd.Expose(ctx, api); err != nil {
+	if err := fwd.Publish(ctx, hostfwd.OwnerAPI, []hostfwd.Spec{api}); err != nil {
 		return "", fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
 	}
 	if err := poll(ctx, inst, 3*time.Minute, "etcd", func(ctx context.Context) error {

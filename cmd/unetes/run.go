@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +30,7 @@ type runArgs struct {
 	cpuProfile        string
 	publish           stringList
 	disable           string
+	lbAddress         string
 }
 
 // stringList is a repeatable string flag.
@@ -46,6 +48,8 @@ type runConfig struct {
 	kubernetes bool
 	apiPort    int
 	disabled   []string          // add-ons turned off (--disable)
+	lbAddress  netip.Addr        // where LoadBalancer Services and hostPorts listen on the host
+	lbIngress  netip.Addr        // what their status says: lbAddress, or the host's address for 0.0.0.0
 	cgroup     nsinit.CgroupMode // decides whether pod limits are enforced
 }
 
@@ -60,9 +64,9 @@ func (cfg runConfig) addons() []string {
 	return on
 }
 
-// resolveRun is the pure part of `unetes run`: flags and the host's
-// resolv.conf content in, configuration out.
-func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte) (runConfig, error) {
+// resolveRun is the pure part of `unetes run`: flags, the host's
+// resolv.conf content and its first address in, configuration out.
+func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte, hostAddr netip.Addr) (runConfig, error) {
 	if a.apiPort < 1 || a.apiPort > 65535 {
 		return runConfig{}, fmt.Errorf("--api-port %d is not a port from 1 to 65535", a.apiPort)
 	}
@@ -77,6 +81,17 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte)
 	if err != nil {
 		return runConfig{}, err
 	}
+	lb, err := hostfwd.DefaultHostIP, error(nil)
+	if a.lbAddress != "" {
+		lb, err = netip.ParseAddr(a.lbAddress)
+	}
+	if err != nil || !lb.Is4() {
+		return runConfig{}, fmt.Errorf("--lb-address %q is not an IPv4 address: use 127.0.0.1 (the default), 0.0.0.0 (every address) or one of `ip -br addr`", a.lbAddress)
+	}
+	ingress := lb
+	if lb.IsUnspecified() && hostAddr.IsValid() {
+		ingress = hostAddr
+	}
 	var pub []hostfwd.Spec
 	for _, p := range a.publish {
 		spec, err := hostfwd.ParseSpec(p)
@@ -85,16 +100,18 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte)
 		}
 		pub = append(pub, spec)
 	}
-	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort, disabled: disabled}, nil
+	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort,
+		disabled: disabled, lbAddress: lb, lbIngress: ingress}, nil
 }
 
 func runRun(args []string, stdout, stderr io.Writer) int {
 	var a runArgs
-	fs := newFlagSet("run", "run [--name N] [--no-kubernetes] [--disable ADDONS] [--api-port N] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
+	fs := newFlagSet("run", "run [--name N] [--no-kubernetes] [--disable ADDONS] [--api-port N] [--lb-address IP] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
 	a.inst.register(fs)
 	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox, its NAT and forwards")
 	fs.IntVar(&a.apiPort, "api-port", 6443, "host port (on 127.0.0.1) of the Kubernetes API")
 	fs.StringVar(&a.disable, "disable", "", "add-ons not to run, comma-separated: "+strings.Join(addons.Names(), ", "))
+	fs.StringVar(&a.lbAddress, "lb-address", "127.0.0.1", "host address that LoadBalancer Services and hostPorts are published on (0.0.0.0 for every address)")
 	fs.BoolVar(&a.allowHostLoopback, "allow-host-loopback", false, "let connections to the gateway 10.0.2.2 reach the host's 127.0.0.1")
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
 	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")
@@ -118,7 +135,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, fmt.Errorf("read %s: %w (pass --resolv-conf FILE)", a.resolvConf, err))
 	}
-	cfg, err := resolveRun(a, paths, u, rc)
+	cfg, err := resolveRun(a, paths, u, rc, firstHostAddr())
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -134,6 +151,20 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	return 0
+}
+
+// firstHostAddr is the host's first IPv4 address that is not loopback, or
+// none.
+func firstHostAddr() netip.Addr {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
+			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok && n.IP.To4() != nil {
+				return ip
+			}
+		}
+	}
+	return netip.Addr{}
 }
 
 // waitSandbox returns when the NAT runs and the process inside answers.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -38,13 +39,13 @@ func TestResolveRun(t *testing.T) {
 			}},
 		{name: "all add-ons by default", args: runArgs{apiPort: 6443}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
-				if got := strings.Join(c.addons(), ","); got != "dns,storage,metrics" {
+				if got := strings.Join(c.addons(), ","); got != "dns,storage,metrics,lb" {
 					t.Fatalf("add-ons %q", got)
 				}
 			}},
 		{name: "disable add-ons", args: runArgs{apiPort: 6443, disable: "metrics,dns"}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
-				if got := strings.Join(c.addons(), ","); got != "storage" {
+				if got := strings.Join(c.addons(), ","); got != "storage,lb" {
 					t.Fatalf("add-ons %q", got)
 				}
 			}},
@@ -54,6 +55,19 @@ func TestResolveRun(t *testing.T) {
 					t.Fatalf("add-ons %v", c.addons())
 				}
 			}},
+		{name: "load balancers on loopback by default", args: runArgs{apiPort: 6443}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.lbAddress.String() != "127.0.0.1" || c.lbIngress != c.lbAddress {
+					t.Fatalf("lb %v ingress %v", c.lbAddress, c.lbIngress)
+				}
+			}},
+		{name: "load balancers on every address report the host's", args: runArgs{apiPort: 6443, lbAddress: "0.0.0.0"}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.lbAddress.String() != "0.0.0.0" || c.lbIngress.String() != "192.0.2.2" {
+					t.Fatalf("lb %v ingress %v", c.lbAddress, c.lbIngress)
+				}
+			}},
+		{name: "bad lb address", args: runArgs{apiPort: 6443, lbAddress: "localhost"}, rc: rc, wantErr: `--lb-address "localhost" is not an IPv4 address`},
 		{name: "unknown add-on", args: runArgs{apiPort: 6443, disable: "dns,traefik"}, rc: rc, wantErr: `--disable: no add-on "traefik"`},
 		{name: "bad api port", args: runArgs{apiPort: 70000}, rc: rc, wantErr: "--api-port 70000"},
 		{name: "bad publish", args: runArgs{noKubernetes: true, apiPort: 6443, publish: stringList{"80"}}, rc: rc, wantErr: "--publish: malformed forward"},
@@ -62,7 +76,7 @@ func TestResolveRun(t *testing.T) {
 		{name: "bad mtu", args: runArgs{noKubernetes: true, apiPort: 6443, mtu: 9}, rc: rc, wantErr: "mtu 9 out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := resolveRun(tc.args, paths, nsinit.User{UID: 1}, tc.rc)
+			c, err := resolveRun(tc.args, paths, nsinit.User{UID: 1}, tc.rc, netip.MustParseAddr("192.0.2.2"))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)

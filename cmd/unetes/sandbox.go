@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,6 +38,8 @@ type sandboxArgs struct {
 	nodeIP            string
 	upstreamDNS       string
 	disable           string
+	lbAddress         string
+	lbIngress         string
 	debug             bool
 }
 
@@ -55,6 +58,8 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.nodeIP, "node-ip", "10.0.2.100", "the namespace's address")
 	fs.StringVar(&a.upstreamDNS, "upstream-dns", "10.0.2.3", "the NAT's DNS relay, where cluster DNS forwards other names")
 	fs.StringVar(&a.disable, "disable", "", "add-ons not to run (comma-separated)")
+	fs.StringVar(&a.lbAddress, "lb-address", "127.0.0.1", "host address LoadBalancer Services and hostPorts are published on")
+	fs.StringVar(&a.lbIngress, "lb-ingress", "127.0.0.1", "the address LoadBalancer Services' status gives")
 	fs.BoolVar(&a.debug, "debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil || a.stateDir == "" || a.dataDir == "" {
 		return 2
@@ -174,7 +179,7 @@ func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.S
 	}
 	node := make(chan error, 1)
 	go func() { node <- cp.StartNode(ctx, self) }()
-	env, err := addonEnv(cp, nc, a.upstreamDNS)
+	env, err := addonEnv(cp, nc, a)
 	if err == nil {
 		err = adds.Start(ctx, env)
 	}
@@ -185,7 +190,7 @@ func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.S
 }
 
 // addonEnv is what the add-ons are started with, from the control plane.
-func addonEnv(cp *embed.ControlPlane, nc embed.NodeConfig, upstream string) (addons.Env, error) {
+func addonEnv(cp *embed.ControlPlane, nc embed.NodeConfig, a sandboxArgs) (addons.Env, error) {
 	cfg := nc.Config
 	rc, err := cp.AdminConfig()
 	if err != nil {
@@ -199,9 +204,17 @@ func addonEnv(cp *embed.ControlPlane, nc embed.NodeConfig, upstream string) (add
 	if err != nil {
 		return addons.Env{}, err
 	}
+	lbAddr, err := netip.ParseAddr(a.lbAddress)
+	if err != nil {
+		return addons.Env{}, fmt.Errorf("--lb-address: %w", err)
+	}
+	lbIngress, err := netip.ParseAddr(a.lbIngress)
+	if err != nil {
+		return addons.Env{}, fmt.Errorf("--lb-ingress: %w", err)
+	}
 	return addons.Env{Admin: rc, Kubeconfig: cp.WriteKubeconfig, PKIDir: pc.Dir, DataDir: cfg.DataDir, LogDir: cfg.LogDir(),
-		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ClusterDomain: cfg.ClusterDomain, DNSServiceIP: dnsIP, Upstream: upstream,
-		PodCgroups: nc.LimitsEnforced}, nil
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ClusterDomain: cfg.ClusterDomain, DNSServiceIP: dnsIP, Upstream: a.upstreamDNS,
+		PodCgroups: nc.LimitsEnforced, Publisher: apiPublisher{apiClient(a.stateDir)}, LBAddress: lbAddr, LBIngress: lbIngress}, nil
 }
 
 // withSbin appends the sbin directories missing from path.

@@ -94,7 +94,8 @@ func (s *session) startSandbox(ctx context.Context) error {
 			return err
 		}
 		s.progress("certs", time.Since(s.start))
-		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","))
+		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","),
+			"--lb-address", cfg.lbAddress.String(), "--lb-ingress", cfg.lbIngress.String())
 	}
 	childArgs = append(childArgs, s.prepareCgroup()...)
 	newPorts := func(stateDir string) (port.ParentDriver, error) {
@@ -131,10 +132,11 @@ func (s *session) bringUp(ctx context.Context, stopReq chan<- struct{}) (io.Clos
 	if err != nil {
 		return nil, "", err
 	}
-	if sts, _ := s.fwd.ListPorts(ctx); len(sts) > 0 {
-		fmt.Fprintf(s.stdout, "unetes: forwarding %s\n", describeForwards(sts))
+	if d := describeForwards(s.fwd.List(ctx)); d != "" {
+		fmt.Fprintf(s.stdout, "unetes: forwarding %s\n", d)
 	}
 	if !s.cfg.kubernetes {
+		s.fwd.NoServices("this instance runs without Kubernetes (--no-kubernetes)")
 		t := time.Now()
 		if err := poll(ctx, s.inst, 3*time.Minute, "containerd", func(ctx context.Context) error {
 			return componentsReady(ctx, s.cfg.paths.StateDir, embed.Containerd)
@@ -146,11 +148,29 @@ func (s *session) bringUp(ctx context.Context, stopReq chan<- struct{}) (io.Clos
 		return api, "", nil
 	}
 	kubeconfig, err := bringUpKubernetes(ctx, s.cfg, s.inst, s.fwd, s.pki, s.progress)
+	if err == nil {
+		err = s.followServices(ctx)
+	}
 	if err != nil {
 		api.Close()
 		return nil, "", fmt.Errorf("%w (see `unetes logs --name %s child` and `... kubernetes`)", err, s.cfg.name)
 	}
 	return api, kubeconfig, nil
+}
+
+// followServices starts the saved forwards to Services and keeps them on
+// their Services until ctx ends.
+func (s *session) followServices(ctx context.Context) error {
+	client, err := embed.AdminClient(s.pki)
+	if err != nil {
+		return err
+	}
+	warn := func(err error) { fmt.Fprintf(s.stderr, "unetes: warning: %v\n", err) }
+	warnings, err := followServices(ctx, s.fwd, client, fmt.Sprintf("https://127.0.0.1:%d", s.cfg.apiPort), warn)
+	for _, w := range warnings {
+		fmt.Fprintf(s.stderr, "unetes: warning: saved forward not restored: %v\n", w)
+	}
+	return err
 }
 
 func (s *session) printReady(kubeconfig string) {

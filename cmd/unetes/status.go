@@ -42,11 +42,20 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "network:     %s via %s, DNS %s (%d upstreams), MTU %d, %d open flows\n",
 		s.Network.Guest, s.Network.Gateway, s.Network.DNS, s.Network.Upstreams, s.Network.MTU, s.Network.OpenFlows)
 	fmt.Fprintf(stdout, "host loopback: %s\n", loop)
-	fwd := "none"
-	if len(s.Forwards) > 0 {
-		fwd = strings.Join(s.Forwards, ", ")
+	var fwd, published []string
+	for _, f := range s.Forwards {
+		line := fmt.Sprintf("%s -> %s", f.Spec.Key(), f.Leads())
+		switch f.Origin() {
+		case "service", "hostPort":
+			published = append(published, line)
+		default:
+			fwd = append(fwd, line)
+		}
 	}
-	fmt.Fprintf(stdout, "forwards:    %s\n", fwd)
+	fmt.Fprintf(stdout, "forwards:    %s\n", orNone(fwd))
+	if s.Kubernetes {
+		fmt.Fprintf(stdout, "published:   %s\n", orNone(published))
+	}
 	if s.ResourceLimits.Enforced {
 		fmt.Fprintf(stdout, "limits:      enforced (%s)\n", s.ResourceLimits.Reason)
 	} else {
@@ -76,4 +85,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "state:       %s\ndata:        %s\n", s.StateDir, s.DataDir)
 	return 0
+}
+
+// orNone joins list, one item per line under the first, or says "none".
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, "\n             ")
 }

@@ -1,7 +1,8 @@
 // Package addons holds the cluster add-ons that unetes runs in the sandbox
 // process around the control plane: cluster DNS (CoreDNS), storage (a
-// local-path provisioner and the default StorageClass) and the metrics API
-// (metrics-server). Each add-on is one file with one shape (its API objects,
+// local-path provisioner and the default StorageClass), the metrics API
+// (metrics-server) and lb (LoadBalancer Services and hostPorts published on
+// the host). Each add-on is one file with one shape (its API objects,
 // start, stop); a Set starts the enabled ones once the API serves, removes the
 // objects of the disabled ones, reports their states and stops them before
 // the control plane stops.
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +29,7 @@ const (
 	DNS     = "dns"
 	Storage = "storage"
 	Metrics = "metrics"
+	LB      = "lb"
 )
 
 // Env is what every add-on is started with: the cluster's facts and a way
@@ -48,6 +51,11 @@ type Env struct {
 	// per-pod usage can be measured. Without, every container reports the
 	// usage of the one cgroup they all share.
 	PodCgroups bool
+	// Publisher opens host ports for LoadBalancer Services and hostPorts;
+	// they listen on LBAddress, and a Service's status names LBIngress.
+	Publisher Publisher
+	LBAddress netip.Addr
+	LBIngress netip.Addr
 }
 
 // Addon is one add-on.
@@ -85,6 +93,7 @@ var known = []struct {
 	{DNS, func() Addon { return &dnsAddon{} }},
 	{Storage, func() Addon { return &storageAddon{} }},
 	{Metrics, func() Addon { return &metricsAddon{} }},
+	{LB, func() Addon { return &lbAddon{} }},
 }
 
 // Names lists every add-on.
