@@ -345,7 +345,11 @@ func (m *Manager) Publish(ctx context.Context, owner string, specs []Spec) error
 			continue
 		}
 		m.owned[s.Key()] = owner
-		m.log.Info("forward published", "owner", owner, "forward", s.String(), "to", s.Target())
+		level := slog.LevelInfo
+		if owner == OwnerAPI {
+			level = slog.LevelDebug // said in run's own words
+		}
+		m.log.Log(ctx, level, "forward published", "owner", owner, "forward", s.String(), "to", s.Target())
 	}
 	if len(errs) > 0 {
 		m.withdrawLocked(ctx, owner)

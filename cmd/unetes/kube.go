@@ -49,14 +49,20 @@ func prepareCerts(cfg runConfig) (*embed.PKI, error) {
 	return embed.EnsurePKI(pc)
 }
 
-// bringUpKubernetes forwards the API port, waits for the apiserver and the
-// controllers, and writes the admin kubeconfig.
-func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance, fwd *hostfwd.Manager, pki *embed.PKI, progress func(string, time.Duration)) (string, error) {
-	t := time.Now()
+// forwardAPI opens the Kubernetes API's port on the host, before the saved
+// forwards are restored: a saved forward cannot take it.
+func forwardAPI(ctx context.Context, cfg runConfig, fwd *hostfwd.Manager) error {
 	api := hostfwd.Spec{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: uint16(cfg.apiPort), Port: apiPortInside, Proto: "tcp"}
 	if err := fwd.Publish(ctx, hostfwd.OwnerAPI, []hostfwd.Spec{api}); err != nil {
-		return "", fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
+		return fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
 	}
+	return nil
+}
+
+// bringUpKubernetes waits for the apiserver and the controllers, and
+// writes the admin kubeconfig.
+func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance, pki *embed.PKI, progress func(string, time.Duration)) (string, error) {
+	t := time.Now()
 	if err := poll(ctx, inst, 3*time.Minute, "etcd", func(ctx context.Context) error {
 		return componentsReady(ctx, cfg.paths.StateDir, embed.Etcd)
 	}); err != nil {

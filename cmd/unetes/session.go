@@ -30,6 +30,8 @@ type session struct {
 	fwd    *hostfwd.Manager
 	pki    *embed.PKI
 	inst   *nsinit.Instance
+	// stopFollow ends the watch that keeps forwards on their Services.
+	stopFollow func()
 }
 
 func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
@@ -121,6 +123,11 @@ func (s *session) startSandbox(ctx context.Context) error {
 // bringUp restores the forwards, opens the API socket and, with Kubernetes,
 // waits for the control plane and writes the kubeconfig.
 func (s *session) bringUp(ctx context.Context, stopReq chan<- struct{}) (io.Closer, string, error) {
+	if s.cfg.kubernetes {
+		if err := forwardAPI(ctx, s.cfg, s.fwd); err != nil {
+			return nil, "", err
+		}
+	}
 	warnings, err := s.fwd.Restore(ctx, s.cfg.publish)
 	for _, w := range warnings {
 		fmt.Fprintf(s.stderr, "unetes: warning: %v\n", w)
@@ -147,7 +154,7 @@ func (s *session) bringUp(ctx context.Context, stopReq chan<- struct{}) (io.Clos
 		s.progress("containerd", time.Since(t))
 		return api, "", nil
 	}
-	kubeconfig, err := bringUpKubernetes(ctx, s.cfg, s.inst, s.fwd, s.pki, s.progress)
+	kubeconfig, err := bringUpKubernetes(ctx, s.cfg, s.inst, s.pki, s.progress)
 	if err == nil {
 		err = s.followServices(ctx)
 	}
@@ -166,7 +173,8 @@ func (s *session) followServices(ctx context.Context) error {
 		return err
 	}
 	warn := func(err error) { fmt.Fprintf(s.stderr, "unetes: warning: %v\n", err) }
-	warnings, err := followServices(ctx, s.fwd, client, fmt.Sprintf("https://127.0.0.1:%d", s.cfg.apiPort), warn)
+	warnings, stop, err := followServices(ctx, s.fwd, client, fmt.Sprintf("https://127.0.0.1:%d", s.cfg.apiPort), warn)
+	s.stopFollow = stop
 	for _, w := range warnings {
 		fmt.Fprintf(s.stderr, "unetes: warning: saved forward not restored: %v\n", w)
 	}
@@ -199,6 +207,9 @@ func (s *session) serveUntilStopped(ctx context.Context, stopReq <-chan struct{}
 		return fmt.Errorf("instance exited unexpectedly: %v (see %s)", s.inst.Wait(), filepath.Join(s.cfg.paths.StateDir, "logs", "child.log"))
 	}
 	fmt.Fprintf(s.stdout, "unetes: stopping instance %q\n", s.cfg.name)
+	if s.stopFollow != nil {
+		s.stopFollow()
+	}
 	err := s.inst.Stop(15 * time.Second)
 	fmt.Fprintf(s.stdout, "unetes: instance %q stopped\n", s.cfg.name)
 	return err

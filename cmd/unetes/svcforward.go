@@ -6,47 +6,58 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/unetes/unetes/hostfwd"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 )
 
 // followServices lets the user's forwards to Services (`unetes forward
 // svc/NAME …`) start: it gives fwd a resolver on the Kubernetes API and
 // watches Services, so that a forward follows its Service when it is
-// deleted, created again, or given another cluster IP. It runs until ctx
-// ends and returns the saved forwards that could not start; later problems
-// go to warn.
-func followServices(ctx context.Context, fwd *hostfwd.Manager, client *http.Client, server string, warn func(error)) ([]error, error) {
+// deleted, created again, or given another cluster IP. It returns the saved
+// forwards that could not start, and stop, which ends the watch (before the
+// instance stops: an open watch holds the apiserver's shutdown). Later
+// problems go to warn.
+func followServices(ctx context.Context, fwd *hostfwd.Manager, client *http.Client, server string, warn func(error)) (warnings []error, stop func(), err error) {
 	cs, err := kubernetes.NewForConfigAndClient(&rest.Config{Host: server, UserAgent: "unetes-forward"}, client)
 	if err != nil {
-		return nil, fmt.Errorf("client for forwards to Services: %w", err)
+		return nil, nil, fmt.Errorf("client for forwards to Services: %w", err)
 	}
-	warnings := fwd.SetResolver(ctx, func(ctx context.Context, svc string, port uint16, proto string) (netip.Addr, error) {
+	warnings = fwd.SetResolver(ctx, func(ctx context.Context, svc string, port uint16, proto string) (netip.Addr, error) {
 		return resolveService(ctx, cs, svc, port, proto)
 	})
-	f := informers.NewSharedInformerFactory(cs, 0)
-	refresh := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if s, ok := obj.(*corev1.Service); ok {
-			for _, err := range fwd.Refresh(ctx, s.Namespace+"/"+s.Name) {
-				warn(err)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			// Without a resource version the watch begins with every
+			// Service: after a break, each is looked at again.
+			w, err := cs.CoreV1().Services("").Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				for ev := range w.ResultChan() {
+					if s, ok := ev.Object.(*corev1.Service); ok {
+						for _, err := range fwd.Refresh(ctx, s.Namespace+"/"+s.Name) {
+							if ctx.Err() == nil {
+								warn(err)
+							}
+						}
+					}
+				}
+				w.Stop()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
 			}
 		}
-	}
-	f.Core().V1().Services().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: refresh, UpdateFunc: func(_, cur any) { refresh(cur) }, DeleteFunc: refresh,
-	})
-	f.Start(ctx.Done())
-	return warnings, nil
+	}()
+	return warnings, func() { cancel(); <-done }, nil
 }
 
 // resolveService returns the cluster IP of Service "namespace/name" after
