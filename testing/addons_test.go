@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -370,9 +371,21 @@ func TestAddonsDisabled(t *testing.T) {
 	name := newName()
 	in, apiPort := startKubeWith(t, u, name)
 	in.mustKubectl("-n", "kube-system", "get", "svc", "kube-dns")
+	lbPort := freePort(t, "tcp")
+	if _, errOut, code := in.apply(lbService("lb", "none", lbPort, 80, "TCP")); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	waitFor(t, 30*time.Second, "the LoadBalancer's address", func() bool { return in.ingress("lb") == "127.0.0.1 Proxy" })
 	in.stop()
 
-	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort), "--disable", "dns,metrics"})
+	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort), "--disable", "dns,metrics,lb"})
+	if ing := again.ingress("lb"); ing != "" {
+		t.Fatalf("with --disable lb the Service keeps the address %q", ing)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", lbPort), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("with --disable lb port %d is still published", lbPort)
+	}
 	if out, _, code := again.kubectl("-n", "kube-system", "get", "svc", "kube-dns"); code == 0 {
 		t.Fatalf("kube-dns left with --disable dns: %s", out)
 	}
@@ -381,7 +394,7 @@ func TestAddonsDisabled(t *testing.T) {
 	}
 	again.mustKubectl("get", "storageclass", "local-path")
 	out, _, _ := u.unetes(t, "", "status", "--name", name)
-	if !regexpLine(out, `dns\s+disabled`) || !regexpLine(out, `metrics\s+disabled`) || !regexpLine(out, `storage\s+ready`) {
+	if !regexpLine(out, `dns\s+disabled`) || !regexpLine(out, `metrics\s+disabled`) || !regexpLine(out, `lb\s+disabled`) || !regexpLine(out, `storage\s+ready`) {
 		t.Fatalf("status:\n%s", out)
 	}
 	if _, errOut, code := again.apply(fmt.Sprintf(`apiVersion: v1

@@ -79,6 +79,12 @@ type noter interface {
 	Note(env Env) string
 }
 
+// cleaner is an add-on that leaves traces besides its objects (status it
+// wrote on others'): when it is disabled, the Set has it clear them.
+type cleaner interface {
+	Cleanup(ctx context.Context, env Env) error
+}
+
 // readier is an add-on whose readiness needs more than serving: it is
 // asked once its objects say it serves, with the Set's API client.
 type readier interface {

@@ -308,6 +308,29 @@ func (l *lbAddon) Stop() {
 	l.cancel = nil
 }
 
+// Cleanup, when lb is disabled, clears the status it gave Services in
+// earlier runs: they are pending again, as nothing publishes them.
+func (l *lbAddon) Cleanup(ctx context.Context, env Env) error {
+	client, err := kubernetes.NewForConfig(env.Admin)
+	if err != nil {
+		return err
+	}
+	svcs, err := client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for i := range svcs.Items {
+		svc := &svcs.Items[i]
+		if ownIngress(svc, env) {
+			svc.Status.LoadBalancer = corev1.LoadBalancerStatus{}
+			if _, err := client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("clear the address of Service %s/%s: %w", svc.Namespace, svc.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // wantsLB: a LoadBalancer Service of no class or of unetes' own.
 func wantsLB(svc *corev1.Service) bool {
 	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer &&

@@ -159,6 +159,9 @@ func (s *Set) remove(ctx context.Context, dyn dynamic.Interface, name string, a 
 	if err == nil {
 		err = deleteOwned(ctx, dyn, name, objs)
 	}
+	if c, ok := a.(cleaner); ok && err == nil {
+		err = c.Cleanup(ctx, s.env)
+	}
 	if err != nil {
 		return fmt.Errorf("remove the objects of the disabled add-on %s: %w", name, err)
 	}

@@ -30,11 +30,11 @@ func (b *bench) kubeRows() {
 	port := b.nextPort
 	b.nextPort++
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	defer w.Flush()
 	fmt.Fprintln(w, "figure\tunetes\ttarget\treference (published, not run here: no Docker on this host)")
 	resolv, upstream, err := b.benchResolver()
 	if err != nil {
 		fmt.Fprintf(w, "kubernetes\tfailed: %v\t\t\n", err)
+		w.Flush()
 		return
 	}
 	defer upstream.Close()
@@ -45,7 +45,7 @@ func (b *bench) kubeRows() {
 		if i > 0 {
 			b.stopAndReset(bin, inst)
 		}
-		off.add(b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics"), instanceMemory(bare))
+		off.add(b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics,lb"), instanceMemory(bare))
 		b.stopAndReset(bin, bare)
 		on.add(b.timeToReady(bin, inst, port, false, "--resolv-conf", resolv), instanceMemory(inst))
 	}
@@ -67,10 +67,16 @@ func (b *bench) kubeRows() {
 	for _, r := range b.dnsRows(bin, inst, upstream) {
 		fmt.Fprintf(w, "%s\t%s\t\t%s\n", r.name, r.value, r.ref)
 	}
+	firstByte, lbRows := b.lbRows(bin, inst)
+	fmt.Fprintf(w, "LoadBalancer Service: apply -> first byte on the host\t%s\tseconds\t\n", firstByte)
 	if fi, err := os.Stat(bin); err == nil {
 		fmt.Fprintf(w, "binary size\t%.0f MB\t\tDESIGN.md: ~180 MB stripped with every component\n", float64(fi.Size())/1e6)
 	}
+	w.Flush()
 	b.stopAndReset(bin, inst)
+	fmt.Printf("\nLoadBalancer throughput, host 127.0.0.1 -> server inside (endpoint: the node address), same run\n\n")
+	printTable(lbRows, "unetes forward")
+	fmt.Println("\ntarget: LoadBalancer port >= 0.8x host loopback, like unetes forward.")
 }
 
 // coldRuns collects cold starts of one setup.
