@@ -93,11 +93,7 @@ func unprivilegedPortStart(t *testing.T) int {
 func TestLoadBalancerServicesAndHostPorts(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	name := newName()
-	in, apiPort := startKube(t, u, name)
-	if _, errOut, code := in.apply(webApp(30081)); code != 0 {
-		t.Fatalf("apply: %s", errOut)
-	}
-	in.rollout()
+	in, apiPort, _ := startWebApp(t, u, name, 30081)
 
 	// A LoadBalancer Service serves on the host's 127.0.0.1 at its port;
 	// its status has the address, in Proxy mode.
@@ -219,11 +215,7 @@ spec:
 func TestForwardToService(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	name := newName()
-	in, apiPort := startKube(t, u, name)
-	if _, errOut, code := in.apply(webApp(30082)); code != 0 {
-		t.Fatalf("apply: %s", errOut)
-	}
-	before, _ := in.rollout()
+	in, apiPort, before := startWebApp(t, u, name, 30082)
 	hp := freePort(t, "tcp")
 
 	// Bad names are refused before anything changes.
@@ -231,6 +223,7 @@ func TestForwardToService(t *testing.T) {
 		{[]string{"svc/nope", fmt.Sprintf("%d:80", hp)}, []string{"Service default/nope does not exist"}},
 		{[]string{"svc/web", fmt.Sprintf("%d:81", hp)}, []string{"has no port 81/tcp", "80/tcp"}},
 		{[]string{"svc/Web", fmt.Sprintf("%d:80", hp)}, []string{"svc/NAME"}},
+		{[]string{"svc/web"}, []string{"which ports?", "svc/web 8080:80"}},
 	} {
 		if _, errOut, code := in.forward(tc.args...); code == 0 || !strings.Contains(errOut, tc.want[0]) || !strings.Contains(errOut, tc.want[len(tc.want)-1]) {
 			t.Fatalf("forward %v: code %d err %q", tc.args, code, errOut)

@@ -75,6 +75,18 @@ func startKubeWith(t *testing.T, u *testUser, name string, extra ...string) (*in
 	return in, port
 }
 
+// startWebApp runs a Kubernetes instance with webApp(nodePort) rolled out,
+// and returns the API port and the web pods' names.
+func startWebApp(t *testing.T, u *testUser, name string, nodePort int) (*instance, int, []string) {
+	t.Helper()
+	in, apiPort := startKube(t, u, name)
+	if _, errOut, code := in.apply(webApp(nodePort)); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	pods, _ := in.rollout()
+	return in, apiPort, pods
+}
+
 // rollout waits for the web Deployment's 2 pods to be Running, Ready and
 // addressed, and returns their names and IPs. After a restart the API still
 // shows the last run's status for a while, so it polls the pods themselves.
@@ -269,11 +281,7 @@ spec:
 func TestPodsSurviveStopRunAndSIGKILL(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	name := newName()
-	in, apiPort := startKube(t, u, name)
-	if _, errOut, code := in.apply(webApp(30080)); code != 0 {
-		t.Fatalf("apply: %s", errOut)
-	}
-	in.rollout()
+	in, apiPort, _ := startWebApp(t, u, name, 30080)
 	hp := freePort(t, "tcp")
 	in.mustForward(fmt.Sprintf("%d:30080", hp)) // saved: every later run restores it
 	serves(t, hp)

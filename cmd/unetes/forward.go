@@ -39,6 +39,9 @@ func runForward(args []string, stdout, stderr io.Writer) int {
 	case !a.list && a.remove != "" && fs.NArg() == 0:
 	case !a.list && a.remove == "" && fs.NArg() == 1:
 		a.spec = fs.Arg(0)
+		if _, err := hostfwd.ParseService(a.spec); err == nil {
+			return fail(stderr, fmt.Errorf("%s: which ports? e.g. unetes forward %s 8080:80 (host port 8080 to the Service's port 80)", a.spec, a.spec))
+		}
 	case !a.list && a.remove == "" && fs.NArg() == 2:
 		a.service, a.spec = fs.Arg(0), fs.Arg(1)
 	default:

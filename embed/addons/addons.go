@@ -21,7 +21,9 @@ import (
 	"github.com/unetes/unetes/embed"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Add-on names, as `run --disable`, `unetes status` and `unetes logs` use them.
@@ -128,6 +130,25 @@ func ParseDisable(list string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// clientFor is an API client acting as one of the PKI's identities, its
+// user agent "unetes-IDENTITY".
+func clientFor(env Env, identity string) (kubernetes.Interface, error) {
+	kc, err := env.Kubeconfig(identity)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		return nil, fmt.Errorf("%s client: %w", identity, err)
+	}
+	rc.UserAgent = "unetes-" + identity
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("%s client: %w", identity, err)
+	}
+	return client, nil
 }
 
 // poll calls check every interval until it passes, ctx ends, or a minute

@@ -24,7 +24,6 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -104,18 +103,9 @@ func (l *lbAddon) Start(ctx context.Context, env Env, failed func(error)) error 
 	if env.Publisher == nil || !env.LBAddress.IsValid() || !env.LBIngress.IsValid() {
 		return errors.New("lb: no publisher or address")
 	}
-	kc, err := env.Kubeconfig(lbIdentity)
+	client, err := clientFor(env, lbIdentity)
 	if err != nil {
 		return err
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kc)
-	if err != nil {
-		return fmt.Errorf("lb client: %w", err)
-	}
-	rc.UserAgent = "unetes-lb"
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("lb client: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	rctx, logf, err := embed.ComponentLogger(rctx, env.LogDir, LB)

@@ -15,8 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 )
@@ -63,17 +61,9 @@ func (s *storageAddon) Objects(env Env, serving bool) ([]runtime.Object, error) 
 }
 
 func (s *storageAddon) Start(ctx context.Context, env Env, failed func(error)) error {
-	kc, err := env.Kubeconfig(storageIdentity)
+	client, err := clientFor(env, storageIdentity)
 	if err != nil {
 		return err
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kc)
-	if err != nil {
-		return fmt.Errorf("storage client: %w", err)
-	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("storage client: %w", err)
 	}
 	root := filepath.Join(env.DataDir, storageDirName)
 	if err := os.MkdirAll(root, 0o700); err != nil {
