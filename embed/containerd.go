@@ -25,7 +25,7 @@ type ContainerdConfig struct {
 	State       string // per start: /run/containerd inside the namespace
 	Address     string // <state>/containerd.sock; ttrpc at Address+".ttrpc"
 	Snapshotter string // overlayfs or native
-	ShimPath    string // the shim binary: unetes itself
+	ShimPath    string // the shim binary: containerd's, an embedded helper
 	RuncPath    string // what the shim runs as runc
 	CNIBinDir   string
 	CNIConfDir  string
@@ -40,11 +40,10 @@ func containerdTOML(c ContainerdConfig) string {
 	fmt.Fprintf(&b, `version = 3
 root = %s
 state = %s
-# The shim's task service is linked into the same binary; it is not containerd's.
 # containerd's gRPC metrics would claim names in the process-wide Prometheus
 # registry that etcd, starting at the same time, registers too (and nothing
 # serves containerd's metrics here).
-disabled_plugins = ['io.containerd.ttrpc.v1.task', 'io.containerd.metrics.v1.grpc-prometheus']
+disabled_plugins = ['io.containerd.metrics.v1.grpc-prometheus']
 
 [plugins]
   [plugins.'io.containerd.server.v1.grpc']

@@ -18,10 +18,10 @@ import (
 var helperFS embed.FS
 
 // Helper binaries unetes writes to <data>/bin/<hash>/ and runs from there.
-var helperNames = []string{"runc", "bridge", "host-local", "loopback", "portmap", "pause"}
+var helperNames = []string{"runc", "containerd-shim-runc-v2", "bridge", "host-local", "loopback", "portmap", "pause"}
 
 // ErrNoHelpers means the binary was built without `make helpers`.
-var ErrNoHelpers = errors.New("this unetes binary has no embedded runc/CNI plugins/pause: build it with `make build`, not plain `go build`")
+var ErrNoHelpers = errors.New("this unetes binary has no embedded runc/shim/CNI plugins/pause: build it with `make build`, not plain `go build`")
 
 func helper(name string) ([]byte, error) {
 	b, err := helperFS.ReadFile("helpers/" + name)

@@ -83,7 +83,7 @@ func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error 
 	}
 	cc := ContainerdConfig{
 		Root: root, State: "/run/containerd", Address: nc.ContainerdSock, Snapshotter: snap,
-		ShimPath: self, RuncPath: runc, CNIBinDir: bin, CNIConfDir: confDir, PauseImage: PauseImage,
+		ShimPath: filepath.Join(bin, "containerd-shim-runc-v2"), RuncPath: runc, CNIBinDir: bin, CNIConfDir: confDir, PauseImage: PauseImage,
 		RegistryDir: filepath.Join(nc.DataDir, RegistryDirName),
 	}
 	if cp.ctrd, err = startContainerd(ctx, cc, nc.StateDir, filepath.Join(cp.cfg.LogDir(), "containerd.log")); err != nil {
@@ -110,9 +110,10 @@ func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error 
 }
 
 // linkRuntime makes <state>/bin, first on PATH, with containerd-shim-runc-v2
-// (unetes itself) and runc: the real one where limits are enforced, else
-// unetes as the runc wrapper (runc fails a container whose limits it cannot
-// apply; see RuncWrapper). ctr finds both by name; the CRI is given the paths.
+// (containerd's own, an embedded helper: one runs per pod) and runc: the real
+// one where limits are enforced, else unetes as the runc wrapper (runc fails
+// a container whose limits it cannot apply; see RuncWrapper). ctr finds both
+// by name; the CRI is given the paths.
 func linkRuntime(nc NodeConfig, helpers, self string) (string, error) {
 	dir := filepath.Join(nc.StateDir, "bin")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -123,7 +124,7 @@ func linkRuntime(nc NodeConfig, helpers, self string) (string, error) {
 		os.Setenv(RuncEnv, runcTarget)
 		runcTarget = self
 	}
-	for name, target := range map[string]string{"runc": runcTarget, "containerd-shim-runc-v2": self} {
+	for name, target := range map[string]string{"runc": runcTarget, "containerd-shim-runc-v2": filepath.Join(helpers, "containerd-shim-runc-v2")} {
 		p := filepath.Join(dir, name)
 		os.Remove(p)
 		if err := os.Symlink(target, p); err != nil {

@@ -36,7 +36,7 @@ func TestNodeConfigGoldens(t *testing.T) {
 	golden(t, "cni", lines(cni))
 	golden(t, "containerd", lines(containerdTOML(ContainerdConfig{
 		Root: "/data/containerd", State: "/run/containerd", Address: "/state/containerd.sock", Snapshotter: "overlayfs",
-		ShimPath: "/home/u/unetes", RuncPath: "/state/bin/runc", CNIBinDir: "/data/bin/0123", CNIConfDir: "/state/cni/net.d", PauseImage: PauseImage,
+		ShimPath: "/data/bin/0123/containerd-shim-runc-v2", RuncPath: "/state/bin/runc", CNIBinDir: "/data/bin/0123", CNIConfDir: "/state/cni/net.d", PauseImage: PauseImage,
 		RegistryDir: "/data/certs.d",
 	})))
 }
