@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,7 +18,8 @@ import (
 // etcdServer is etcd hosted in this process, serving mutual TLS on the
 // namespace's loopback only.
 type etcdServer struct {
-	e *etcdembed.Etcd
+	e    *etcdembed.Etcd
+	once sync.Once
 }
 
 // checkEtcdData opens an existing etcd database read-only first: etcd itself
@@ -80,5 +82,6 @@ func startEtcd(ctx context.Context, c Config, pkiDir string) (*etcdServer, error
 // Err reports a failure of the running server.
 func (s *etcdServer) Err() <-chan error { return s.e.Err() }
 
-// Close stops etcd and waits for it.
-func (s *etcdServer) Close() { s.e.Close() }
+// Close stops etcd and waits for it; again, it does nothing (etcd's own
+// Close panics the second time).
+func (s *etcdServer) Close() { s.once.Do(s.e.Close) }

@@ -49,7 +49,7 @@ type statusResponse struct {
 	Components []embed.ComponentStatus `json:"components,omitempty"`
 }
 
-func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fwd *hostfwd.Manager, stopReq chan<- struct{}) (io.Closer, error) {
+func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fwd *hostfwd.Manager, stop func()) (io.Closer, error) {
 	mux := http.NewServeMux()
 	router.AddRoutes(mux, &router.Backend{StateDir: cfg.paths.StateDir, ChildPID: inst.ChildPID(), NetworkDriver: d, PortDriver: fwd})
 	mux.HandleFunc("DELETE /unetes/v1/forwards/{key}", func(w http.ResponseWriter, r *http.Request) {
@@ -108,10 +108,7 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		writeJSON(w, s)
 	})
 	mux.HandleFunc("POST /unetes/v1/stop", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case stopReq <- struct{}{}:
-		default:
-		}
+		stop()
 		w.WriteHeader(http.StatusAccepted)
 	})
 	l, err := listenPrivate(filepath.Join(cfg.paths.StateDir, apiSocketName))

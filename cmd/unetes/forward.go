@@ -137,11 +137,12 @@ func listForwards(c *http.Client, stdout io.Writer) error {
 	return w.Flush()
 }
 
-// describeForwards is the one-line summary `run` prints.
+// describeForwards is the one-line summary `run` prints of the user's
+// active forwards.
 func describeForwards(fs []hostfwd.Forward) string {
 	var parts []string
 	for _, f := range fs {
-		if f.Active {
+		if f.Active && f.Owner == "" {
 			parts = append(parts, fmt.Sprintf("%s -> %d", f.Spec.Key(), f.Spec.Port))
 		}
 	}

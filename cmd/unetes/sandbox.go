@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/embed/addons"
 	"github.com/unetes/unetes/nsinit"
+	"k8s.io/klog/v2"
 )
 
 // Files in the state dir: the in-namespace components' status, containerd's
@@ -67,6 +69,15 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, "sandbox", a.debug)
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer cancel()
+	// Stopped during start-up, the apiserver's post-start hooks fail and
+	// call klog.Fatal: while stopping, that ends their goroutine, not the
+	// sandbox, which is on its way out anyway.
+	klog.OsExit = func(code int) {
+		if ctx.Err() != nil {
+			runtime.Goexit()
+		}
+		os.Exit(code)
+	}
 	// iptables, nft and ip live in sbin, which a user's PATH often lacks.
 	os.Setenv("PATH", withSbin(os.Getenv("PATH")))
 
@@ -108,7 +119,9 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	status := serveStatus(a.stateDir, func() any { return componentStatus(cp, adds) })
 	defer status.Close()
 	code := 0
-	if err := startComponents(ctx, cp, adds, nc, a, self); err != nil {
+	if err := startComponents(ctx, cp, adds, nc, a, self); err != nil && ctx.Err() != nil {
+		log.Info("stopped during start-up", "err", err)
+	} else if err != nil {
 		log.Error("start failed", "err", err)
 		fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
 		code = 1

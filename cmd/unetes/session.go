@@ -35,23 +35,43 @@ type session struct {
 }
 
 func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	sig, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
+	// life ends with a signal or `unetes stop`, during start-up too.
+	life, stop := context.WithCancel(sig)
+	defer stop()
 	s := &session{cfg: cfg, stdout: stdout, stderr: stderr, log: newLogger(stderr, "parent", debug), start: time.Now()}
 	fmt.Fprintf(stdout, "unetes: starting instance %q (state %s)\n", cfg.name, cfg.paths.StateDir)
-	if err := s.startSandbox(ctx); err != nil {
+	if err := s.startSandbox(life); err != nil {
+		if life.Err() != nil {
+			return s.stoppedDuringStartUp()
+		}
 		return err
 	}
 	defer s.fwd.Close()
-	stopReq := make(chan struct{}, 1)
-	api, kubeconfig, err := s.bringUp(ctx, stopReq)
+	api, kubeconfig, err := s.bringUp(life, stop)
 	if err != nil {
+		if life.Err() != nil {
+			return s.stoppedDuringStartUp()
+		}
 		s.inst.Stop(15 * time.Second)
 		return err
 	}
 	defer api.Close()
 	s.printReady(kubeconfig)
-	return s.serveUntilStopped(ctx, stopReq)
+	return s.serveUntilStopped(life)
+}
+
+// stoppedDuringStartUp stops what has started after a stop was asked for
+// during start-up: not a failure.
+func (s *session) stoppedDuringStartUp() error {
+	if s.inst != nil {
+		if err := s.inst.Stop(15 * time.Second); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(s.stdout, "unetes: instance %q stopped during start-up\n", s.cfg.name)
+	return nil
 }
 
 // prepareCgroup readies a delegated cgroup v2 for pods (a failure leaves
@@ -122,7 +142,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 
 // bringUp restores the forwards, opens the API socket and, with Kubernetes,
 // waits for the control plane and writes the kubeconfig.
-func (s *session) bringUp(ctx context.Context, stopReq chan<- struct{}) (io.Closer, string, error) {
+func (s *session) bringUp(ctx context.Context, stop func()) (io.Closer, string, error) {
 	if s.cfg.kubernetes {
 		if err := forwardAPI(ctx, s.cfg, s.fwd); err != nil {
 			return nil, "", err
@@ -135,7 +155,7 @@ func (s *session) bringUp(ctx context.Context, stopReq chan<- struct{}) (io.Clos
 	if err != nil {
 		return nil, "", err
 	}
-	api, err := serveAPI(s.cfg, s.inst, s.driver, s.fwd, stopReq)
+	api, err := serveAPI(s.cfg, s.inst, s.driver, s.fwd, stop)
 	if err != nil {
 		return nil, "", err
 	}
@@ -199,10 +219,9 @@ func (s *session) printReady(kubeconfig string) {
 }
 
 // serveUntilStopped waits for a signal, `unetes stop`, or the instance's end.
-func (s *session) serveUntilStopped(ctx context.Context, stopReq <-chan struct{}) error {
+func (s *session) serveUntilStopped(life context.Context) error {
 	select {
-	case <-ctx.Done():
-	case <-stopReq:
+	case <-life.Done():
 	case <-s.inst.Done():
 		return fmt.Errorf("instance exited unexpectedly: %v (see %s)", s.inst.Wait(), filepath.Join(s.cfg.paths.StateDir, "logs", "child.log"))
 	}
