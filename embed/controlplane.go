@@ -107,8 +107,9 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 		return err
 	}
 	cp.set(Etcd, "ready", nil)
+	etcdErr := cp.etcd.Err()
 	go func() {
-		if err, ok := <-cp.etcd.Err(); ok && err != nil {
+		if err, ok := <-etcdErr; ok && err != nil {
 			cp.set(Etcd, "failed", err)
 			cp.errc <- fmt.Errorf("etcd: %w", err)
 		}
@@ -236,26 +237,51 @@ func (cp *ControlPlane) Err() <-chan error { return cp.errc }
 func (cp *ControlPlane) Stop() {
 	cp.stopKubelet()
 	cp.mu.Lock()
-	comps := append([]*runner(nil), cp.comps...)
+	comps, etcd := cp.comps, cp.etcd
+	cp.comps, cp.etcd = nil, nil // a second Stop (after a failed Start) has nothing to wait for
 	cp.mu.Unlock()
+	abandoned := false
 	for i := len(comps) - 1; i >= 0; i-- {
 		r := comps[i]
 		t := time.Now()
 		r.cancel()
+		// One stopped while it still starts (the apiserver builds its
+		// config and storage for seconds without looking at its context)
+		// is left to the process's exit after a short wait.
+		grace := 20 * time.Second
+		cp.mu.Lock()
+		if cp.state[r.name].State != "ready" {
+			grace = 2 * time.Second
+		}
+		cp.mu.Unlock()
 		select {
 		case <-r.done:
 			cp.logStopped(r.name, t)
-		case <-time.After(20 * time.Second):
+		case <-time.After(grace):
+			abandoned = true
 			if cp.cfg.Log != nil {
-				cp.cfg.Log.Warn("component did not stop in time", "component", r.name)
+				cp.cfg.Log.Warn("component did not stop in time", "component", r.name, "waited", grace)
 			}
 		}
 	}
-	if cp.etcd != nil {
-		t := time.Now()
-		cp.etcd.Close()
-		cp.set(Etcd, "stopped", nil)
-		cp.logStopped(Etcd, t)
+	if etcd != nil {
+		// etcd waits for its clients to go; one left running (above) would
+		// hold it for seconds. Its write-ahead log makes an exit safe.
+		t, closed := time.Now(), make(chan struct{})
+		go func() { etcd.Close(); close(closed) }()
+		grace := 20 * time.Second
+		if abandoned {
+			grace = 2 * time.Second
+		}
+		select {
+		case <-closed:
+			cp.set(Etcd, "stopped", nil)
+			cp.logStopped(Etcd, t)
+		case <-time.After(grace):
+			if cp.cfg.Log != nil {
+				cp.cfg.Log.Warn("component did not stop in time", "component", Etcd, "waited", grace)
+			}
+		}
 	}
 	cp.stopContainerd()
 }
