@@ -76,19 +76,19 @@ const keyHelp = "expected [IP:]HOSTPORT[/tcp|/udp], e.g. 8080 or 127.0.0.1:8053/
 func ParseSpec(s string) (Spec, error) {
 	body, proto, err := splitProto(s)
 	if err != nil {
-		return Spec{}, fmt.Errorf("%w %q: %v; %s", ErrSpecSyntax, s, err, specHelp)
+		return Spec{}, fmt.Errorf("%w %q: %v; %s", ErrSpecSyntax, clip(s), err, specHelp)
 	}
 	i := strings.LastIndexByte(body, ':')
 	if i < 0 {
-		return Spec{}, fmt.Errorf("%w %q: no target port; %s", ErrSpecSyntax, s, specHelp)
+		return Spec{}, fmt.Errorf("%w %q: no target port; %s", ErrSpecSyntax, clip(s), specHelp)
 	}
 	ip, hp, err := parseHost(body[:i])
 	if err != nil {
-		return Spec{}, fmt.Errorf("%w %q: %v; %s", ErrSpecSyntax, s, err, specHelp)
+		return Spec{}, fmt.Errorf("%w %q: %v; %s", ErrSpecSyntax, clip(s), err, specHelp)
 	}
 	p, err := parsePort(body[i+1:])
 	if err != nil {
-		return Spec{}, fmt.Errorf("%w %q: target %v; %s", ErrSpecSyntax, s, err, specHelp)
+		return Spec{}, fmt.Errorf("%w %q: target %v; %s", ErrSpecSyntax, clip(s), err, specHelp)
 	}
 	return Spec{HostIP: ip, HostPort: hp, Port: p, Proto: proto}, nil
 }
@@ -97,11 +97,11 @@ func ParseSpec(s string) (Spec, error) {
 func ParseKey(s string) (Key, error) {
 	body, proto, err := splitProto(s)
 	if err != nil {
-		return Key{}, fmt.Errorf("%w %q: %v; %s", ErrSpecSyntax, s, err, keyHelp)
+		return Key{}, fmt.Errorf("%w %q: %v; %s", ErrSpecSyntax, clip(s), err, keyHelp)
 	}
 	ip, hp, err := parseHost(body)
 	if err != nil {
-		return Key{}, fmt.Errorf("%w %q: %v; %s", ErrSpecSyntax, s, err, keyHelp)
+		return Key{}, fmt.Errorf("%w %q: %v; %s", ErrSpecSyntax, clip(s), err, keyHelp)
 	}
 	return Key{ip, hp, proto}, nil
 }
@@ -115,7 +115,7 @@ func splitProto(s string) (body, proto string, err error) {
 	case "tcp", "udp":
 		return body, proto, nil
 	}
-	return "", "", fmt.Errorf("protocol %q is neither tcp nor udp", proto)
+	return "", "", fmt.Errorf("protocol %q is neither tcp nor udp", clip(proto))
 }
 
 // parseHost reads HOSTPORT, IP:HOSTPORT or [IPv6]:HOSTPORT.
@@ -129,13 +129,13 @@ func parseHost(s string) (netip.Addr, uint16, error) {
 		}
 		a, err := netip.ParseAddr(s[1:end])
 		if err != nil || !a.Is6() || a.Zone() != "" {
-			return netip.Addr{}, 0, fmt.Errorf("bad IPv6 address %q", s[1:end])
+			return netip.Addr{}, 0, fmt.Errorf("bad IPv6 address %q", clip(s[1:end]))
 		}
 		ip, portStr = a, s[end+2:]
 	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
 		a, err := netip.ParseAddr(s[:i])
 		if err != nil || !a.Is4() {
-			return netip.Addr{}, 0, fmt.Errorf("bad IPv4 address %q", s[:i])
+			return netip.Addr{}, 0, fmt.Errorf("bad IPv4 address %q", clip(s[:i]))
 		}
 		ip, portStr = a, s[i+1:]
 	}
@@ -146,10 +146,20 @@ func parseHost(s string) (netip.Addr, uint16, error) {
 	return ip, p, nil
 }
 
+// clip shortens what a user typed for an error message: a long input is
+// shown once, by its start.
+func clip(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
 func parsePort(s string) (uint16, error) {
 	n, err := strconv.ParseUint(s, 10, 16)
 	if err != nil || n == 0 || strconv.FormatUint(n, 10) != s {
-		return 0, fmt.Errorf("port %q is not a number from 1 to 65535", s)
+		return 0, fmt.Errorf("port %q is not a number from 1 to 65535", clip(s))
 	}
 	return uint16(n), nil
 }
@@ -160,7 +170,7 @@ func ParseService(s string) (string, error) {
 	const help = "expected svc/NAME or svc/NAME.NAMESPACE, e.g. svc/web or svc/web.shop"
 	kind, ref, ok := strings.Cut(s, "/")
 	if !ok || (kind != "svc" && kind != "service" && kind != "services") {
-		return "", fmt.Errorf("%w %q: %s", ErrSpecSyntax, s, help)
+		return "", fmt.Errorf("%w %q: %s", ErrSpecSyntax, clip(s), help)
 	}
 	name, ns, _ := strings.Cut(ref, ".")
 	if ns == "" {
@@ -168,7 +178,7 @@ func ParseService(s string) (string, error) {
 	}
 	for _, part := range []string{name, ns} {
 		if !dnsLabel(part) {
-			return "", fmt.Errorf("%w %q: %q is not a Kubernetes name (lower-case letters, digits and '-'); %s", ErrSpecSyntax, s, part, help)
+			return "", fmt.Errorf("%w %q: %q is not a Kubernetes name (lower-case letters, digits and '-'); %s", ErrSpecSyntax, clip(s), clip(part), help)
 		}
 	}
 	return ns + "/" + name, nil
@@ -210,19 +220,19 @@ func FromRK(p port.Spec) (Spec, error) {
 	case "udp", "udp4", "udp6":
 		s.Proto = "udp"
 	default:
-		return Spec{}, fmt.Errorf("%w: protocol %q is neither tcp nor udp", ErrSpecSyntax, p.Proto)
+		return Spec{}, fmt.Errorf("%w: protocol %q is neither tcp nor udp", ErrSpecSyntax, clip(p.Proto))
 	}
 	if p.ParentIP != "" {
 		a, err := netip.ParseAddr(p.ParentIP)
 		if err != nil {
-			return Spec{}, fmt.Errorf("%w: bad host address %q", ErrSpecSyntax, p.ParentIP)
+			return Spec{}, fmt.Errorf("%w: bad host address %q", ErrSpecSyntax, clip(p.ParentIP))
 		}
 		s.HostIP = a.Unmap()
 	}
 	if p.ChildIP != "" && p.ChildIP != "127.0.0.1" {
 		a, err := netip.ParseAddr(p.ChildIP)
 		if err != nil || !a.Is4() {
-			return Spec{}, fmt.Errorf("%w: bad target address %q: an IPv4 address inside the namespace", ErrSpecSyntax, p.ChildIP)
+			return Spec{}, fmt.Errorf("%w: bad target address %q: an IPv4 address inside the namespace", ErrSpecSyntax, clip(p.ChildIP))
 		}
 		s.To = a
 	}

@@ -3,6 +3,7 @@ package hostfwd
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
@@ -106,6 +107,16 @@ func TestFromRK(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLongInputIsShownOnceAndShort(t *testing.T) {
+	long := strings.Repeat("9", 100000) + ":80"
+	for _, in := range []string{long, "1.2.3.4" + long, long + "/" + long} {
+		_, err := ParseSpec(in)
+		if err == nil || len(err.Error()) > 400 {
+			t.Fatalf("ParseSpec(%d bytes): %d-byte error", len(in), len(err.Error()))
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -114,7 +115,11 @@ func (s *ExecServer) handle(c *net.UnixConn) {
 		return
 	}
 	if err := cmd.Start(); err != nil {
-		enc.Encode(execEvent{Error: err.Error(), Exit: intp(126)})
+		code := 126 // found but not runnable, as a shell says
+		if errors.Is(err, fs.ErrNotExist) {
+			code = 127
+		}
+		enc.Encode(execEvent{Error: err.Error(), Exit: intp(code)})
 		return
 	}
 	for _, f := range files {

@@ -44,17 +44,20 @@ func TestExecServerRoundTrip(t *testing.T) {
 		out, err string
 		code     int
 		fails    bool
+		why      string // in the error, when it fails
 	}{
 		{name: "stdio, env and status", stdin: "x\n", argv: []string{"sh", "-c", "read v; echo $v $GREETING; pwd; echo e >&2; exit 4"}, out: "x hi\n/\n", err: "e\n", code: 4},
 		{name: "killed by signal", argv: []string{"sh", "-c", "kill -9 $$"}, code: 137},
-		{name: "not found", argv: []string{"definitely-not-a-command"}, code: 127, fails: true},
+		{name: "not found", argv: []string{"definitely-not-a-command"}, code: 127, fails: true, why: "not found"},
+		{name: "no such path", argv: []string{"/no/such/binary"}, code: 127, fails: true, why: "no such file"},
+		{name: "not executable", argv: []string{"/etc/passwd"}, code: 126, fails: true, why: "permission denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, e, code, err := run(tc.stdin, tc.argv...)
 			if (err != nil) != tc.fails || code != tc.code || o != tc.out || (!tc.fails && e != tc.err) {
 				t.Fatalf("got out %q err %q code %d error %v", o, e, code, err)
 			}
-			if tc.fails && !strings.Contains(err.Error(), "not found") {
+			if tc.fails && !strings.Contains(err.Error(), tc.why) {
 				t.Fatalf("error %v", err)
 			}
 		})

@@ -288,6 +288,9 @@ func TestPodsSurviveStopRunAndSIGKILL(t *testing.T) {
 
 	// stop / run: the Deployment is kept and its pods come back.
 	in.stop()
+	if _, errOut, _ := u.unetes(t, "", "status", "--name", name); !strings.Contains(errOut, "start it with `unetes run --name "+name+"`") {
+		t.Fatalf("the not-running hint of a Kubernetes instance: %q", errOut)
+	}
 	if left := containerProcs(u.uid); len(left) > 0 {
 		t.Fatalf("container processes left after stop:\n%s", describe(left))
 	}

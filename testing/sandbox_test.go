@@ -108,6 +108,10 @@ func TestExecPassesStdioAndExitStatus(t *testing.T) {
 	if code != 127 || !strings.Contains(errOut, "not found") {
 		t.Fatalf("missing command: code %d err %q", code, errOut)
 	}
+	_, errOut, code = in.exec("", "/no/such/binary")
+	if code != 127 || !strings.Contains(errOut, "no such file") {
+		t.Fatalf("missing path: code %d err %q", code, errOut)
+	}
 }
 
 func TestStatusStopAndSecondRun(t *testing.T) {
@@ -124,7 +128,7 @@ func TestStatusStopAndSecondRun(t *testing.T) {
 	}
 	in.stop()
 	_, errOut, code = u.unetes(t, "", "status", "--name", in.name)
-	if code == 0 || !strings.Contains(errOut, "not running") || !strings.Contains(errOut, in.name) {
+	if code == 0 || !strings.Contains(errOut, "not running") || !strings.Contains(errOut, "unetes run --name "+in.name+" --no-kubernetes`") {
 		t.Fatalf("status after stop: code %d err %q", code, errOut)
 	}
 	_, errOut, code = u.unetes(t, "", "exec", "--name", in.name, "--", "true")

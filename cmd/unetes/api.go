@@ -130,9 +130,18 @@ func apiClient(stateDir string) *http.Client {
 	return unixClient(filepath.Join(stateDir, apiSocketName), 10*time.Second)
 }
 
-// notRunningError names the instance and says how to start it.
+// notRunningError names the instance and says how to start it: as it ran
+// last (a data dir without certificates ran without Kubernetes).
 func notRunningError(name string) error {
-	return fmt.Errorf("instance %q is not running: start it with `unetes run --name %s --no-kubernetes`", name, name)
+	how := "unetes run --name " + name
+	if p, err := (&instanceFlags{name: name}).paths(); err == nil {
+		_, data := os.Stat(p.DataDir)
+		_, pki := os.Stat(filepath.Join(p.DataDir, "pki"))
+		if data == nil && pki != nil {
+			how += " --no-kubernetes"
+		}
+	}
+	return fmt.Errorf("instance %q is not running: start it with `%s`", name, how)
 }
 
 func fetchStatus(name, stateDir string) (statusResponse, error) {
