@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -42,6 +43,20 @@ func TestControlPlane(t *testing.T) {
 	}
 	in.mustKubectl("create", "namespace", "e2e")
 	in.mustKubectl("-n", "e2e", "create", "configmap", "kept", "--from-literal=answer=42")
+
+	// A second run of the running instance is refused as such (not for its
+	// port), with the same API port or another, and writes nothing.
+	pki := filepath.Join(u.home, ".local/share/unetes", name, "pki")
+	before := treeState(t, pki)
+	for _, p := range []string{port, strconv.Itoa(freePort(t, "tcp"))} {
+		_, errOut, code := u.unetes(t, "", "run", "--name", name, "--api-port", p)
+		if code == 0 || !strings.Contains(errOut, "already running") {
+			t.Fatalf("second run with --api-port %s: code %d err %q", p, code, errOut)
+		}
+	}
+	if after := treeState(t, pki); after != before {
+		t.Fatalf("a refused run changed the certificates:\nbefore %s\nafter  %s", before, after)
+	}
 
 	// Anonymous: health endpoints only.
 	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
@@ -86,6 +101,22 @@ func TestControlPlane(t *testing.T) {
 			t.Errorf("%s still exists after reset (%v)", d, err)
 		}
 	}
+}
+
+// treeState lists the files under dir with their sizes and times.
+func treeState(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", p, err)
+			return nil
+		}
+		fi, _ := d.Info()
+		fmt.Fprintf(&b, "%s %d %v\n", p, fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	return b.String()
 }
 
 func TestAPIPortTaken(t *testing.T) {

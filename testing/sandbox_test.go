@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,9 +179,12 @@ func TestRunAsRoot(t *testing.T) {
 
 func TestUserWithoutSubIDsGetsDoctorFix(t *testing.T) {
 	u := asUser(t, *flagNoSubIDUser)
-	_, errOut, code := u.unetes(t, "", "run", "--no-kubernetes", "--name", "nosubid")
+	_, errOut, code := u.unetes(t, "", "run", "--name", "nosubid")
 	if code == 0 {
 		t.Fatal("unetes run succeeded for a user without sub-IDs")
+	}
+	if _, err := os.Stat(filepath.Join(u.home, ".local/share/unetes", "nosubid")); !os.IsNotExist(err) {
+		t.Fatalf("a run refused for its prerequisites wrote the data dir (%v)", err)
 	}
 	for _, want := range []string{"sub-IDs", "/etc/subuid", "usermod --add-subuids", u.name} {
 		if !strings.Contains(errOut, want) {

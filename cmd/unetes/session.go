@@ -107,6 +107,15 @@ func (s *session) startSandbox(ctx context.Context) error {
 	s.driver = netstack.NewParentDriver(cfg.net, s.log.With("component", "netstack"))
 	childArgs := []string{"_child", "--", "--name", cfg.name, "--state-dir", cfg.paths.StateDir, "--data-dir", cfg.paths.DataDir,
 		"--node-ip", cfg.net.Guest.String(), "--upstream-dns", cfg.net.DNS.String()}
+	// What can refuse the start comes before anything is written: the
+	// instance already running, the host's prerequisites, the API port.
+	// nsinit.Start checks the first two again under the instance's lock.
+	if pid, err := nsinit.RunningPID(cfg.paths.StateDir); err == nil {
+		return &nsinit.RunningError{Name: cfg.name, PID: pid}
+	}
+	if failed := nsinit.Failed(nsinit.Doctor(nsinit.LiveHost{}, cfg.user)); len(failed) > 0 {
+		return &nsinit.PrereqError{Checks: failed}
+	}
 	if cfg.kubernetes {
 		if err := checkAPIPort(cfg.apiPort); err != nil {
 			return err
