@@ -72,3 +72,56 @@ func TestStopDuringStartUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestThirtyPods: a 30-replica Deployment reaches Running on the one node,
+// and stop/run brings all 30 back.
+func TestThirtyPods(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	name := newName()
+	in, apiPort := startKube(t, u, name)
+	if _, errOut, code := in.apply(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: many}
+spec:
+  replicas: 30
+  selector: {matchLabels: {app: many}}
+  template:
+    metadata: {labels: {app: many}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: ` + testImage + `, imagePullPolicy: Never, command: ["sleep", "100000"]}
+`); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	running := func(in *instance) func() bool {
+		return func() bool {
+			out, _, _ := in.kubectl("get", "pods", "-l", "app=many", "--field-selector=status.phase=Running", "-o", "name")
+			return len(strings.Fields(out)) == 30
+		}
+	}
+	start := time.Now()
+	waitFor(t, 5*time.Minute, "30 pods Running", running(in))
+	t.Logf("30 pods Running %.1f s after apply", time.Since(start).Seconds())
+	in.stop()
+	launched := time.Now().Truncate(time.Second)
+	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort)})
+	start = time.Now()
+	// Running in this run: the API shows the last run's status for a
+	// while, so a pod counts once its container started after the launch.
+	waitFor(t, 5*time.Minute, "30 pods Running again after stop/run", func() bool {
+		out, _, _ := again.kubectl("get", "pods", "-l", "app=many", "-o",
+			`jsonpath={range .items[*]}{.status.phase} {.status.containerStatuses[0].state.running.startedAt}{"\n"}{end}`)
+		n := 0
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 2 && f[0] == "Running" {
+				if at, err := time.Parse(time.RFC3339, f[1]); err == nil && !at.Before(launched) {
+					n++
+				}
+			}
+		}
+		return n == 30
+	})
+	t.Logf("30 pods Running again %.1f s after run was ready", time.Since(start).Seconds())
+}
