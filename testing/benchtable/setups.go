@@ -52,11 +52,17 @@ func newBench() (*bench, error) {
 	return &bench{hostIP: ip, uid: uid, gid: gid, home: home, nextPort: 5301}, nil
 }
 
-func (b *bench) cleanup() {
+// stopServers ends the servers started so far.
+func (b *bench) stopServers() {
 	for _, s := range b.servers {
 		s.Process.Kill()
 		s.Wait()
 	}
+	b.servers = nil
+}
+
+func (b *bench) cleanup() {
+	b.stopServers()
 	os.RemoveAll(b.home)
 }
 
