@@ -28,17 +28,14 @@ const (
 // mirrors, CAs).
 const RegistryDirName = "certs.d"
 
-// RuncEnv names the real runc for the runc wrapper (see RuncWrapper).
-const RuncEnv = "UNETES_RUNC"
-
 // StartContainerd installs the helper binaries, writes the CNI network,
 // starts containerd in this process, and imports the pause image and the
 // tarballs in <data>/images. It runs with or without Kubernetes.
-func (cp *ControlPlane) StartContainerd(ctx context.Context, nc NodeConfig, self string) error {
+func (cp *ControlPlane) StartContainerd(ctx context.Context, nc NodeConfig) error {
 	cp.node = nc
 	t := time.Now()
 	cp.set(Containerd, "starting", nil)
-	err := cp.startContainerd(ctx, self)
+	err := cp.startContainerd(ctx)
 	if err != nil {
 		cp.set(Containerd, "failed", err)
 		return err
@@ -48,7 +45,7 @@ func (cp *ControlPlane) StartContainerd(ctx context.Context, nc NodeConfig, self
 	return nil
 }
 
-func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error {
+func (cp *ControlPlane) startContainerd(ctx context.Context) error {
 	nc := cp.node
 	if err := os.MkdirAll(cp.cfg.LogDir(), 0o700); err != nil {
 		return err
@@ -77,7 +74,7 @@ func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error 
 	if err := os.WriteFile(filepath.Join(confDir, "10-unetes.conflist"), []byte(cni), 0o600); err != nil {
 		return fmt.Errorf("CNI config: %w", err)
 	}
-	runc, err := linkRuntime(nc, bin, self)
+	runc, err := linkRuntime(nc, bin)
 	if err != nil {
 		return err
 	}
@@ -111,18 +108,17 @@ func (cp *ControlPlane) startContainerd(ctx context.Context, self string) error 
 
 // linkRuntime makes <state>/bin, first on PATH, with containerd-shim-runc-v2
 // (containerd's own, an embedded helper: one runs per pod) and runc: the real
-// one where limits are enforced, else unetes as the runc wrapper (runc fails
-// a container whose limits it cannot apply; see RuncWrapper). ctr finds both
-// by name; the CRI is given the paths.
-func linkRuntime(nc NodeConfig, helpers, self string) (string, error) {
+// one where limits are enforced, else the runc wrapper (cmd/runcwrap, also a
+// helper: runc fails a container whose limits it cannot apply). ctr finds
+// both by name; the CRI is given the paths.
+func linkRuntime(nc NodeConfig, helpers string) (string, error) {
 	dir := filepath.Join(nc.StateDir, "bin")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	runcTarget := filepath.Join(helpers, "runc")
 	if !nc.LimitsEnforced {
-		os.Setenv(RuncEnv, runcTarget)
-		runcTarget = self
+		runcTarget = filepath.Join(helpers, "runc-wrapper")
 	}
 	for name, target := range map[string]string{"runc": runcTarget, "containerd-shim-runc-v2": filepath.Join(helpers, "containerd-shim-runc-v2")} {
 		p := filepath.Join(dir, name)

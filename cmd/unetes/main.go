@@ -50,9 +50,6 @@ var commands = map[string]command{
 }
 
 func main() {
-	if code, ok := multiCall(os.Args); ok {
-		os.Exit(code)
-	}
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 

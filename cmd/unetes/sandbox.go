@@ -171,7 +171,7 @@ func componentStatus(cp *embed.ControlPlane, adds *addons.Set) []embed.Component
 func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.Set, nc embed.NodeConfig, a sandboxArgs, self string) error {
 	ctrd := make(chan error, 1)
 	go func() {
-		err := cp.StartContainerd(ctx, nc, self)
+		err := cp.StartContainerd(ctx, nc)
 		if err == nil {
 			os.WriteFile(filepath.Join(a.stateDir, snapshotterFileName), []byte(cp.Snapshotter()), 0o600)
 		}

@@ -1,4 +1,14 @@
-package embed
+// Command runcwrap is what containerd's shim runs as runc on a host without
+// delegated cgroups. runc refuses to create a container whose limits it
+// cannot apply, and the kubelet asks for limits (at least cpu shares) for
+// every container; so for create and run it drops linux.resources (except
+// the device rules) from the bundle, and it answers update with success.
+// Then it execs the real runc, the file "runc" beside it.
+//
+// It is a program of its own, embedded in unetes like runc, because runc is
+// run several times for every container: unetes itself would spend ~0.3 s
+// of CPU on its packages' initialisers at each call.
+package main
 
 import (
 	"encoding/json"
@@ -8,29 +18,26 @@ import (
 	"syscall"
 )
 
-// RuncWrapper is what containerd's shim runs as runc on a host without
-// delegated cgroups (unetes reached through a symlink named runc). runc
-// refuses to create a container whose limits it cannot apply, and kubelet
-// asks for limits (at least cpu shares) for every container; so for create
-// and run it drops linux.resources (except the device rules) from the
-// bundle, and it answers update with success. Then it execs the real runc.
-func RuncWrapper(args []string) int {
-	real := os.Getenv(RuncEnv)
-	if real == "" {
-		fmt.Fprintf(os.Stderr, "unetes runc wrapper: %s is not set\n", RuncEnv)
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "runc wrapper: %v\n", err)
 		return 1
 	}
+	real := filepath.Join(filepath.Dir(self), "runc")
 	switch cmd, bundle := runcCommand(args); cmd {
 	case "create", "run":
 		if err := dropLimits(filepath.Join(bundle, "config.json")); err != nil {
-			fmt.Fprintf(os.Stderr, "unetes runc wrapper: %v\n", err)
+			fmt.Fprintf(os.Stderr, "runc wrapper: %v\n", err)
 			return 1
 		}
 	case "update":
 		return 0
 	}
-	err := syscall.Exec(real, append([]string{"runc"}, args...), os.Environ())
-	fmt.Fprintf(os.Stderr, "unetes runc wrapper: exec %s: %v\n", real, err)
+	err = syscall.Exec(real, append([]string{"runc"}, args...), os.Environ())
+	fmt.Fprintf(os.Stderr, "runc wrapper: exec %s: %v\n", real, err)
 	return 1
 }
 
