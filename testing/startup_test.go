@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unetes/unetes/testing/internal/workload"
 )
 
 // TestStopDuringStartUp stops a Kubernetes instance at several moments of
@@ -79,19 +81,7 @@ func TestThirtyPods(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	name := newName()
 	in, apiPort := startKube(t, u, name)
-	if _, errOut, code := in.apply(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: many}
-spec:
-  replicas: 30
-  selector: {matchLabels: {app: many}}
-  template:
-    metadata: {labels: {app: many}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - {name: c, image: ` + testImage + `, imagePullPolicy: Never, command: ["sleep", "100000"]}
-`); code != 0 {
+	if _, errOut, code := in.apply(workload.Sleepers("many", 30, testImage)); code != 0 {
 		t.Fatalf("apply: %s", errOut)
 	}
 	running := func(in *instance) func() bool {

@@ -5,24 +5,9 @@ import (
 	"os/exec"
 	"strings"
 	"time"
-)
 
-// manyPods is a Deployment of n sleeping busybox pods (the bench image).
-func manyPods(n int) string {
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: many}
-spec:
-  replicas: %d
-  selector: {matchLabels: {app: many}}
-  template:
-    metadata: {labels: {app: many}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - {name: c, image: localhost/busybox:bench, imagePullPolicy: Never, command: ["sleep", "100000"]}
-`, n)
-}
+	"github.com/unetes/unetes/testing/internal/workload"
+)
 
 type podRow struct{ name, value, target string }
 
@@ -36,7 +21,7 @@ func (b *bench) podRows(bin, inst string, port, n int, before memory) []podRow {
 		return string(out), err
 	}
 	apply := b.asUser(exec.Command(bin, "kubectl", "--name", inst, "apply", "-f", "-"))
-	apply.Stdin = strings.NewReader(manyPods(n))
+	apply.Stdin = strings.NewReader(workload.Sleepers("many", n, "localhost/busybox:bench"))
 	start := time.Now()
 	if out, err := apply.CombinedOutput(); err != nil {
 		return []podRow{{fmt.Sprintf("%d pods", n), fmt.Sprintf("apply: %v: %s", err, out), ""}}
