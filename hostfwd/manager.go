@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -242,23 +243,27 @@ func (m *Manager) SetResolver(ctx context.Context, r Resolver) (warnings []error
 	m.resolve = r
 	var services []string
 	for _, s := range m.saved {
-		if s.Service != "" && !containsString(services, s.Service) {
+		if s.Service != "" && !slices.Contains(services, s.Service) {
 			services = append(services, s.Service)
 		}
 	}
 	m.mu.Unlock()
 	for _, svc := range services {
-		warnings = append(warnings, m.Refresh(ctx, svc)...)
+		warnings = append(warnings, m.Refresh(ctx, svc, nil)...)
 	}
 	return warnings
 }
 
 // Refresh looks Service "namespace/name" up again and moves the user's
 // forwards to it along: started when it appears, moved when its cluster IP
-// changes, stopped (but kept) when it goes away.
-func (m *Manager) Refresh(ctx context.Context, service string) (problems []error) {
+// changes, stopped (but kept) when it goes away. resolve answers from what
+// the caller already knows of the Service (a watch event); nil asks the
+// resolver SetResolver gave. Before SetResolver, Refresh does nothing.
+func (m *Manager) Refresh(ctx context.Context, service string, resolve Resolver) (problems []error) {
 	m.mu.Lock()
-	resolve := m.resolve
+	if resolve == nil || m.resolve == nil {
+		resolve = m.resolve
+	}
 	var specs []Spec
 	for _, s := range m.saved {
 		if s.Service == service {
@@ -283,7 +288,7 @@ func (m *Manager) Refresh(ctx context.Context, service string) (problems []error
 func (m *Manager) retarget(ctx context.Context, s Spec, to netip.Addr, rerr error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !slicesContains(m.saved, s) {
+	if !slices.Contains(m.saved, s) {
 		return nil // removed meanwhile
 	}
 	st, active := m.active(ctx, s.Key())
@@ -429,24 +434,6 @@ func withoutKey(specs []Spec, k Key) []Spec {
 		}
 	}
 	return out
-}
-
-func slicesContains(specs []Spec, s Spec) bool {
-	for _, x := range specs {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // logWriter feeds RootlessKit's line-oriented log output into slog.

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -42,7 +43,15 @@ func followServices(ctx context.Context, fwd *hostfwd.Manager, client *http.Clie
 			if err == nil {
 				for ev := range w.ResultChan() {
 					if s, ok := ev.Object.(*corev1.Service); ok {
-						for _, err := range fwd.Refresh(ctx, s.Namespace+"/"+s.Name) {
+						// The event has the Service: no second lookup.
+						gone := ev.Type == watch.Deleted
+						fromEvent := func(_ context.Context, svc string, port uint16, proto string) (netip.Addr, error) {
+							if gone {
+								return netip.Addr{}, errNoService(svc)
+							}
+							return serviceAddr(s, svc, port, proto)
+						}
+						for _, err := range fwd.Refresh(ctx, s.Namespace+"/"+s.Name, fromEvent) {
 							if ctx.Err() == nil {
 								warn(err)
 							}
@@ -66,11 +75,21 @@ func resolveService(ctx context.Context, cs kubernetes.Interface, svc string, po
 	ns, name, _ := strings.Cut(svc, "/")
 	s, err := cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return netip.Addr{}, fmt.Errorf("Service %s does not exist: create it, or check the name with `unetes kubectl get services -n %s`", svc, ns)
+		return netip.Addr{}, errNoService(svc)
 	}
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("look up Service %s: %w", svc, err)
 	}
+	return serviceAddr(s, svc, port, proto)
+}
+
+func errNoService(svc string) error {
+	ns, _, _ := strings.Cut(svc, "/")
+	return fmt.Errorf("Service %s does not exist: create it, or check the name with `unetes kubectl get services -n %s`", svc, ns)
+}
+
+// serviceAddr is s's cluster IP if s has port/proto. Pure.
+func serviceAddr(s *corev1.Service, svc string, port uint16, proto string) (netip.Addr, error) {
 	ip, err := netip.ParseAddr(s.Spec.ClusterIP)
 	if err != nil || !ip.Is4() {
 		return netip.Addr{}, fmt.Errorf("Service %s has no IPv4 cluster IP (%q; headless or ExternalName): forward to a Service with a cluster IP", svc, s.Spec.ClusterIP)
