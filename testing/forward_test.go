@@ -128,25 +128,14 @@ func TestForwardUDPEcho(t *testing.T) {
 	in.serveInside("userve", 5353)
 	hp := freePort(t, "udp")
 	in.mustForward(fmt.Sprintf("%d:5353/udp", hp))
-	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", hp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 100)
-	for i := 0; ; i++ {
-		c.SetDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("ping"))
-		n, err := c.Read(buf)
-		if err == nil {
-			if string(buf[:n]) != "echo ping" {
-				t.Fatalf("got %q", buf[:n])
-			}
-			return
-		}
-		if i == 5 {
-			t.Fatalf("no UDP echo through the forward: %v", err)
-		}
+	var got string
+	var err error
+	waitFor(t, 10*time.Second, "a UDP echo through the forward", func() bool {
+		got, err = udpRoundTrip(fmt.Sprintf("127.0.0.1:%d", hp))
+		return err == nil
+	})
+	if got != "echo ping" {
+		t.Fatalf("got %q", got)
 	}
 }
 

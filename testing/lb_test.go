@@ -25,17 +25,6 @@ spec:
 `, name, app, port, target, proto)
 }
 
-// servesWeb waits until the host's 127.0.0.1:port answers like the web app.
-func servesWeb(t *testing.T, port int, what string) {
-	t.Helper()
-	var out string
-	var err error
-	waitFor(t, time.Minute, what+" on 127.0.0.1:"+strconv.Itoa(port), func() bool {
-		out, err = httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		return err == nil && strings.HasPrefix(out, "hello-from-web-")
-	})
-}
-
 // refused waits until nothing listens on the host's 127.0.0.1:port.
 func refused(t *testing.T, port int, what string) {
 	t.Helper()
@@ -101,7 +90,7 @@ func TestLoadBalancerServicesAndHostPorts(t *testing.T) {
 	if _, errOut, code := in.apply(lbService("lb-a", "web", p, 8080, "TCP")); code != 0 {
 		t.Fatalf("apply: %s", errOut)
 	}
-	servesWeb(t, p, "LoadBalancer lb-a")
+	serves(t, p, "LoadBalancer lb-a")
 	waitFor(t, 30*time.Second, "lb-a's status", func() bool { return in.ingress("lb-a") == "127.0.0.1 Proxy" })
 	list, _, _ := in.forward("--list")
 	if !regexpLine(list, fmt.Sprintf(`127.0.0.1\s+%d\s+%d\s+tcp\s+service\s+LoadBalancer Service default/lb-a`, p, p)) {
@@ -155,13 +144,13 @@ spec:
 	} else {
 		t.Logf("ordinary users may bind port 80 on this host (ip_unprivileged_port_start %d): the privileged-port case cannot arise", start)
 	}
-	servesWeb(t, p, "lb-a, next to the pending ones")
+	serves(t, p, "lb-a, next to the pending ones")
 
 	// Editing lb-a's port moves it; the freed port goes to lb-b at once.
 	in.mustKubectl("patch", "service", "lb-a", "--type=json", "-p", fmt.Sprintf(`[{"op":"replace","path":"/spec/ports/0/port","value":%d}]`, p2))
-	servesWeb(t, p2, "lb-a on its new port")
+	serves(t, p2, "lb-a on its new port")
 	waitFor(t, 30*time.Second, "lb-b's status", func() bool { return in.ingress("lb-b") == "127.0.0.1 Proxy" })
-	servesWeb(t, p, "lb-b on the port lb-a gave up")
+	serves(t, p, "lb-b on the port lb-a gave up")
 	// Deleting a Service closes its port.
 	in.mustKubectl("delete", "service", "lb-a")
 	refused(t, p2, "lb-a deleted")
@@ -181,7 +170,7 @@ spec:
 `, testImage, hp)); code != 0 {
 		t.Fatalf("apply: %s", errOut)
 	}
-	servesWeb(t, hp, "the hostPort")
+	serves(t, hp, "the hostPort")
 	if list, _, _ := in.forward("--list"); !regexpLine(list, fmt.Sprintf(`127.0.0.1\s+%d\s+%d\s+tcp\s+hostPort\s+hostPort of pod default/hostport`, hp, hp)) {
 		t.Fatalf("forward --list lacks the hostPort:\n%s", list)
 	}
@@ -204,7 +193,7 @@ spec:
 	in.stop()
 	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort)})
 	again.rollout()
-	servesWeb(t, p, "lb-b after stop/run")
+	serves(t, p, "lb-b after stop/run")
 	waitFor(t, time.Minute, "UDP echo after stop/run", func() bool {
 		got, err = udpRoundTrip(fmt.Sprintf("127.0.0.1:%d", up))
 		return err == nil && got == "echo ping"
@@ -230,7 +219,7 @@ func TestForwardToService(t *testing.T) {
 		}
 	}
 	in.mustForward("svc/web", fmt.Sprintf("%d:80", hp))
-	servesWeb(t, hp, "forward to svc/web")
+	serves(t, hp, "forward to svc/web")
 	if list, _, _ := in.forward("--list"); !regexpLine(list, fmt.Sprintf(`127.0.0.1\s+%d\s+80\s+tcp\s+user\s+Service default/web`, hp)) {
 		t.Fatalf("forward --list lacks the forward to svc/web:\n%s", list)
 	}
@@ -254,5 +243,5 @@ func TestForwardToService(t *testing.T) {
 	in.stop()
 	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort)})
 	again.rollout()
-	servesWeb(t, hp, "forward to svc/web after stop/run")
+	serves(t, hp, "forward to svc/web after stop/run")
 }

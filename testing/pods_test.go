@@ -114,13 +114,12 @@ func (in *instance) rollout() (names, ips []string) {
 	}
 }
 
-// serves waits until the web app answers on host port hp (a forward to its NodePort).
-func serves(t *testing.T, hp int) {
+// serves waits until the web app answers on the host's 127.0.0.1:hp (a
+// forward, a LoadBalancer port, a hostPort: what).
+func serves(t *testing.T, hp int, what string) {
 	t.Helper()
-	var out string
-	var err error
-	waitFor(t, 2*time.Minute, "the web app through its NodePort", func() bool {
-		out, err = httpGet(fmt.Sprintf("http://127.0.0.1:%d/", hp))
+	waitFor(t, 2*time.Minute, what+" on 127.0.0.1:"+strconv.Itoa(hp), func() bool {
+		out, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", hp))
 		return err == nil && strings.HasPrefix(out, "hello-from-web-")
 	})
 }
@@ -284,7 +283,7 @@ func TestPodsSurviveStopRunAndSIGKILL(t *testing.T) {
 	in, apiPort, _ := startWebApp(t, u, name, 30080)
 	hp := freePort(t, "tcp")
 	in.mustForward(fmt.Sprintf("%d:30080", hp)) // saved: every later run restores it
-	serves(t, hp)
+	serves(t, hp, "the web app through its NodePort")
 
 	// stop / run: the Deployment is kept and its pods come back.
 	in.stop()
@@ -296,7 +295,7 @@ func TestPodsSurviveStopRunAndSIGKILL(t *testing.T) {
 	}
 	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort)})
 	again.rollout()
-	serves(t, hp)
+	serves(t, hp, "the web app through its NodePort")
 
 	// SIGKILL of the parent: nothing of the instance is left, and the next
 	// run brings the pods back again.
@@ -309,7 +308,7 @@ func TestPodsSurviveStopRunAndSIGKILL(t *testing.T) {
 	})
 	third := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort)})
 	third.rollout()
-	serves(t, hp)
+	serves(t, hp, "the web app through its NodePort")
 
 	// A container running as another user leaves files owned by a sub-ID;
 	// reset deletes them all the same.
