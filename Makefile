@@ -27,6 +27,11 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.gvisorVersion=$(GVISOR) -X m
 HELPERS     := embed/helpers
 HELPERS_STAMP := $(HELPERS)/.built-runc-$(RUNC_VERSION)-cni-$(CNI_VERSION)
 CNI_PLUGINS := main/bridge ipam/host-local main/loopback meta/portmap
+HELPER_NAMES := runc runc-wrapper containerd-shim-runc-v2 bridge host-local loopback portmap pause
+# What unetes embeds: the helpers as one tar compressed with zstd's long
+# window (across the programs, the Go runtime is mostly the same bytes), and
+# their sums, which tell a start whether its installed helpers are current.
+PAYLOAD     := embed/payload
 
 # The unprivileged users the end-to-end tests run unetes as.
 TEST_USER    ?= unetes-test
@@ -35,7 +40,7 @@ NOSUBID_USER ?= unetes-nosubid
 # Host packages: what unetes needs (uidmap, iproute2, iptables/nftables) and
 # what the tests and benchmarks use (busybox-static, iperf3, slirp4netns, passt).
 RUN_PKGS  := uidmap iproute2 iptables nftables
-BUILD_PKGS := gcc libc6-dev libseccomp-dev pkg-config
+BUILD_PKGS := gcc libc6-dev libseccomp-dev pkg-config zstd
 TEST_PKGS := $(RUN_PKGS) $(BUILD_PKGS) busybox-static iperf3 slirp4netns passt socat util-linux procps
 
 ROOT := $(shell id -u)
@@ -44,10 +49,10 @@ ROOT := $(shell id -u)
 
 all: build
 
-build: build-deps helpers
+build: build-deps $(PAYLOAD)/helpers.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/unetes
 
-helpers: $(HELPERS_STAMP) $(HELPERS)/pause $(HELPERS)/containerd-shim-runc-v2 $(HELPERS)/runc-wrapper
+helpers: $(PAYLOAD)/helpers.sum
 
 $(HELPERS_STAMP): | build-deps
 	CGO_ENABLED=1 GOBIN=$(CURDIR)/$(HELPERS) $(GO) install -trimpath -tags 'seccomp netgo osusergo' \
@@ -61,6 +66,12 @@ $(HELPERS)/containerd-shim-runc-v2: go.mod go.sum
 
 $(HELPERS)/runc-wrapper: cmd/runcwrap/main.go
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/runcwrap
+
+$(PAYLOAD)/helpers.sum: $(HELPERS_STAMP) $(HELPERS)/pause $(HELPERS)/containerd-shim-runc-v2 $(HELPERS)/runc-wrapper
+	tar -C $(HELPERS) --owner=0 --group=0 --numeric-owner --mtime=@0 -cf $(PAYLOAD)/helpers.tar $(HELPER_NAMES)
+	zstd -q -f -19 --long -T0 --rm $(PAYLOAD)/helpers.tar -o $(PAYLOAD)/helpers.tar.zst
+	cd $(HELPERS) && sha256sum $(HELPER_NAMES) > $(CURDIR)/$@.tmp
+	mv $@.tmp $@
 
 $(HELPERS)/pause: cmd/pause/main.go
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/pause
@@ -116,4 +127,4 @@ setup: test-deps
 	@sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 
 clean:
-	rm -rf bin; find $(HELPERS) -mindepth 1 ! -name README.md -delete
+	rm -rf bin; find $(HELPERS) $(PAYLOAD) -mindepth 1 ! -name README.md -delete

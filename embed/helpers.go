@@ -1,21 +1,37 @@
 package embed
 
 import (
-	"bytes"
+	"archive/tar"
+	"bufio"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
-// helperFS holds the helper binaries `make helpers` built into embed/helpers.
+// payloadFS holds what `make` packs into embed/payload: the helper binaries
+// as one zstd-compressed tar (helpers.tar.zst) and their SHA-256 sums
+// (helpers.sum, sha256sum's format). The sums alone say whether an
+// installed helper is current, so a start never reads the archive's pages
+// (~9 MB compressed, ~43 MB raw) unless it has to unpack.
 //
-//go:embed helpers
-var helperFS embed.FS
+//go:embed payload
+var payloadFS embed.FS
+
+const (
+	helpersArchive = "payload/helpers.tar.zst"
+	helpersSums    = "payload/helpers.sum"
+	// The archive is made with `zstd --long` (a 128 MiB window).
+	helpersMaxWindow = 1 << 27
+)
 
 // Helper binaries unetes writes to <data>/bin/<hash>/ and runs from there.
 var helperNames = []string{"runc", "runc-wrapper", "containerd-shim-runc-v2", "bridge", "host-local", "loopback", "portmap", "pause"}
@@ -23,36 +39,48 @@ var helperNames = []string{"runc", "runc-wrapper", "containerd-shim-runc-v2", "b
 // ErrNoHelpers means the binary was built without `make helpers`.
 var ErrNoHelpers = errors.New("this unetes binary has no embedded runc/shim/CNI plugins/pause: build it with `make build`, not plain `go build`")
 
-func helper(name string) ([]byte, error) {
-	b, err := helperFS.ReadFile("helpers/" + name)
-	if err != nil {
-		return nil, fmt.Errorf("%w (missing %s)", ErrNoHelpers, name)
-	}
-	return b, nil
-}
-
-// helpersHash is the hex digest over every helper's name and content; it
-// names the directory, so a new unetes with other helpers uses a new one.
-func helpersHash() (string, error) {
-	h := sha256.New()
-	names := append([]string(nil), helperNames...)
-	sort.Strings(names)
-	for _, n := range names {
-		b, err := helper(n)
-		if err != nil {
-			return "", err
+// parseSums reads sha256sum output into name → hex digest and checks that
+// it names exactly the helpers unetes runs.
+func parseSums(b []byte) (map[string]string, error) {
+	sums := map[string]string{}
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || len(f[0]) != sha256.Size*2 {
+			return nil, fmt.Errorf("%w (line %d of helpers.sum is %q)", ErrNoHelpers, i+1, line)
 		}
-		sum := sha256.Sum256(b)
-		fmt.Fprintf(h, "%s %x\n", n, sum)
+		if _, err := hex.DecodeString(f[0]); err != nil {
+			return nil, fmt.Errorf("%w (line %d of helpers.sum: %v)", ErrNoHelpers, i+1, err)
+		}
+		sums[strings.TrimPrefix(f[1], "*")] = f[0]
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	for _, n := range helperNames {
+		if sums[n] == "" {
+			return nil, fmt.Errorf("%w (missing %s)", ErrNoHelpers, n)
+		}
+	}
+	return sums, nil
 }
 
-// InstallHelpers writes the embedded helpers to <data>/bin/<hash>/ unless
-// they are there already, and checks every file against the embedded bytes
-// either way (a changed or truncated file is rewritten). It returns the dir.
+// embeddedSums returns the helpers' digests and the directory name they
+// give: a new unetes with other helpers uses a new directory.
+func embeddedSums() (map[string]string, string, error) {
+	b, err := payloadFS.ReadFile(helpersSums)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (no helpers.sum)", ErrNoHelpers)
+	}
+	sums, err := parseSums(b)
+	if err != nil {
+		return nil, "", err
+	}
+	h := sha256.Sum256(b)
+	return sums, hex.EncodeToString(h[:])[:16], nil
+}
+
+// InstallHelpers makes sure <data>/bin/<hash>/ holds every embedded helper,
+// byte for byte (checked by digest at each start: a changed or truncated
+// file is unpacked again), and returns the dir.
 func InstallHelpers(dataDir string) (string, error) {
-	hash, err := helpersHash()
+	sums, hash, err := embeddedSums()
 	if err != nil {
 		return "", err
 	}
@@ -60,22 +88,96 @@ func InstallHelpers(dataDir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("helper dir: %w", err)
 	}
+	var stale []string
 	for _, n := range helperNames {
-		want, _ := helper(n)
-		p := filepath.Join(dir, n)
-		if got, err := os.ReadFile(p); err == nil && bytes.Equal(got, want) {
-			continue
+		if got, _ := fileSum(filepath.Join(dir, n)); got != sums[n] {
+			stale = append(stale, n)
 		}
-		tmp := p + ".tmp"
-		if err := os.WriteFile(tmp, want, 0o700); err != nil {
-			return "", fmt.Errorf("write helper %s: %w", n, err)
-		}
-		if err := os.Rename(tmp, p); err != nil {
-			return "", fmt.Errorf("install helper %s: %w", n, err)
+	}
+	if len(stale) > 0 {
+		if err := unpackHelpers(dir, stale, sums); err != nil {
+			return "", err
 		}
 	}
 	removeOldHelpers(filepath.Join(dataDir, "bin"), hash)
 	return dir, nil
+}
+
+// unpackHelpers writes the named helpers from the embedded archive to dir,
+// each through a temporary file renamed once its digest is right.
+func unpackHelpers(dir string, names []string, sums map[string]string) error {
+	f, err := payloadFS.Open(helpersArchive)
+	if err != nil {
+		return fmt.Errorf("%w (no helpers.tar.zst)", ErrNoHelpers)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f, zstd.WithDecoderMaxWindow(helpersMaxWindow), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		return fmt.Errorf("unpack helpers: %w", err)
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	left := slices.Clone(names)
+	for len(left) > 0 {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return fmt.Errorf("%w (the archive lacks %s)", ErrNoHelpers, strings.Join(left, ", "))
+		}
+		if err != nil {
+			return fmt.Errorf("unpack helpers: %w", err)
+		}
+		i := slices.Index(left, hdr.Name)
+		if i < 0 {
+			continue
+		}
+		left = slices.Delete(left, i, i+1)
+		if err := writeHelper(filepath.Join(dir, hdr.Name), tr, sums[hdr.Name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeHelper(path string, r io.Reader, want string) error {
+	tmp := path + ".tmp"
+	w, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o700)
+	if err != nil {
+		return fmt.Errorf("write helper %s: %w", filepath.Base(path), err)
+	}
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
+	_, err = io.Copy(bw, r)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && hex.EncodeToString(h.Sum(nil)) != want {
+		err = errors.New("its digest differs from helpers.sum: the binary is damaged; rebuild it with `make build`")
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("install helper %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// fileSum is the hex SHA-256 of the file at path.
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // removeOldHelpers deletes helper dirs of earlier unetes builds.

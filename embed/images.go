@@ -102,11 +102,12 @@ func (s *ImageStore) ImportDir(ctx context.Context, dir string) (names []string,
 	return names, errs
 }
 
-// ImportPause packs the embedded pause program as PauseImage and imports it pinned.
-func (s *ImageStore) ImportPause(ctx context.Context) error {
-	bin, err := helper("pause")
+// ImportPause packs the pause program at path (an installed helper) as
+// PauseImage and imports it pinned.
+func (s *ImageStore) ImportPause(ctx context.Context, path string) error {
+	bin, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("the pause helper: %w", err)
 	}
 	tarball, err := ociImage(PauseImage, map[string][]byte{"pause": bin}, []string{"/pause"})
 	if err != nil {

@@ -91,7 +91,7 @@ func (cp *ControlPlane) startContainerd(ctx context.Context) error {
 		return err
 	}
 	defer store.Close()
-	if err := store.ImportPause(ctx); err != nil {
+	if err := store.ImportPause(ctx, filepath.Join(bin, "pause")); err != nil {
 		return fmt.Errorf("import the pause image: %w", err)
 	}
 	names, errs := store.ImportDir(ctx, filepath.Join(nc.DataDir, "images"))

@@ -16,6 +16,7 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
 		return 2
 	}
+	settleMemoryLater()
 	target := append([]string{"/proc/self/exe", "_sandbox"}, fs.Args()...)
 	err := nsinit.RunChild(nsinit.ChildConfig{
 		TargetCmd: target,

@@ -44,9 +44,15 @@ var commands = map[string]command{
 	// Process roles of the one binary.
 	"_child":   {run: runChild, hidden: true},
 	"_sandbox": {run: runSandbox, hidden: true},
-	"_kubelet": {run: func(args []string, _, _ io.Writer) int { return embed.RunKubelet(args) }, hidden: true},
+	"_kubelet": {run: runKubelet, hidden: true},
 	"_ctr":     {run: runCtrInside, hidden: true},
 	"_rmtree":  {run: runRemoveTrees, hidden: true},
+}
+
+// runKubelet is the kubelet, a child of the sandbox (hidden role `_kubelet`).
+func runKubelet(args []string, _, _ io.Writer) int {
+	settleMemoryLater()
+	return embed.RunKubelet(args)
 }
 
 func main() {

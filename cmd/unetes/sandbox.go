@@ -127,6 +127,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 		code = 1
 	} else {
 		log.Info("components ready")
+		settleMemory(sandboxGCPercent)
 		code = superviseComponents(ctx, cp, adds, log)
 	}
 	if adds != nil {

@@ -59,6 +59,7 @@ func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
 	}
 	defer api.Close()
 	s.printReady(kubeconfig)
+	settleMemory(0)
 	return s.serveUntilStopped(life)
 }
 
