@@ -89,11 +89,14 @@ func controllerManagerFlags(c Config, pkiDir, kubeconfig string) map[string]stri
 		"secure-port":                      strconv.Itoa(cmPort),
 		"service-account-private-key-file": p("sa.key"),
 		"service-cluster-ip-range":         c.ServiceCIDR,
+		"tls-cert-file":                    p("controller-manager-serving.crt"),
+		"tls-private-key-file":             p("controller-manager-serving.key"),
 		"use-service-account-credentials":  "true",
 	}
 }
 
-func schedulerFlags(kubeconfig string) map[string]string {
+func schedulerFlags(pkiDir, kubeconfig string) map[string]string {
+	p := func(f string) string { return filepath.Join(pkiDir, f) }
 	return map[string]string{
 		"authentication-kubeconfig": kubeconfig,
 		"authorization-kubeconfig":  kubeconfig,
@@ -102,5 +105,7 @@ func schedulerFlags(kubeconfig string) map[string]string {
 		"leader-elect":              "false",
 		"profiling":                 "false",
 		"secure-port":               strconv.Itoa(schedPort),
+		"tls-cert-file":             p("scheduler-serving.crt"),
+		"tls-private-key-file":      p("scheduler-serving.key"),
 	}
 }

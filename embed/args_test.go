@@ -21,7 +21,7 @@ func TestFlagGoldens(t *testing.T) {
 	c := testConfig()
 	golden(t, "apiserver", FlagList(apiserverFlags(c, "/data/pki"), nil))
 	golden(t, "controller-manager", FlagList(controllerManagerFlags(c, "/data/pki", "/state/cm.kubeconfig"), nil))
-	golden(t, "scheduler", FlagList(schedulerFlags("/state/scheduler.kubeconfig"), nil))
+	golden(t, "scheduler", FlagList(schedulerFlags("/data/pki", "/state/scheduler.kubeconfig"), nil))
 }
 
 func TestFlagListExtraWins(t *testing.T) {

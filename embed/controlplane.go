@@ -123,7 +123,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	t = cp.phase("apiserver ready", t)
 
 	cm := cp.run(ControllerManager, runControllerManager, FlagList(controllerManagerFlags(cp.cfg, cp.pki.Dir, cmKC), nil))
-	sched := cp.run(Scheduler, runScheduler, FlagList(schedulerFlags(schedKC), nil))
+	sched := cp.run(Scheduler, runScheduler, FlagList(schedulerFlags(cp.pki.Dir, schedKC), nil))
 	if err := cp.waitReady(ctx, ControllerManager, cm.exits(cp.cfg.LogDir()), healthz(cmPort)); err != nil {
 		return err
 	}

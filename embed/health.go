@@ -24,8 +24,8 @@ func (cp *ControlPlane) apiReady(ctx context.Context) error {
 	return GetOK(ctx, c, "https://127.0.0.1:"+strconv.Itoa(cp.cfg.APIPort)+"/readyz")
 }
 
-// healthz probes a component's secure port (its serving certificate is
-// self-signed in memory; /healthz needs no credentials).
+// healthz probes a component's secure port on 127.0.0.1 (/healthz needs
+// no credentials; readiness only, so the certificate is not checked).
 func healthz(port int) func(context.Context) error {
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	return func(ctx context.Context) error {

@@ -74,6 +74,13 @@ func (cp *ControlPlane) startContainerd(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(confDir, "10-unetes.conflist"), []byte(cni), 0o600); err != nil {
 		return fmt.Errorf("CNI config: %w", err)
 	}
+	podCIDR, err := nc.PodCIDR()
+	if err != nil {
+		return err
+	}
+	if err := setupMasquerade(ctx, nc.ProxyMode, podCIDR); err != nil {
+		return err
+	}
 	runc, err := linkRuntime(nc, bin)
 	if err != nil {
 		return err

@@ -135,7 +135,8 @@ nftables:
 }
 
 // cniConfig renders the bridge network: pods on cni0 in the node's pod
-// range, masqueraded out through the namespace's NAT; portmap for hostPort.
+// range (masqueraded out through the namespace's NAT by one rule for the
+// range, setupMasquerade, not by the plugin per pod); portmap for hostPort.
 func cniConfig(c NodeConfig) (string, error) {
 	podCIDR, err := c.PodCIDR()
 	if err != nil {
@@ -146,14 +147,17 @@ func cniConfig(c NodeConfig) (string, error) {
 		"name":       "unetes",
 		"plugins": []any{
 			map[string]any{
-				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":   "host-local",
 					"ranges": []any{[]any{map[string]any{"subnet": podCIDR}}},
 					"routes": []any{map[string]any{"dst": "0.0.0.0/0"}},
 				},
 			},
-			map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
+			// The backend named, portmap does not probe for one with two
+			// iptables runs under the xtables lock at every pod's start
+			// and end, port mappings or not.
+			map[string]any{"type": "portmap", "backend": c.ProxyMode, "capabilities": map[string]any{"portMappings": true}},
 		},
 	}
 	b, err := json.MarshalIndent(conf, "", "  ")

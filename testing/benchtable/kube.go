@@ -70,7 +70,7 @@ func (b *bench) kubeRows() {
 	firstByte, lbRows := b.lbRows(bin, inst)
 	fmt.Fprintf(w, "LoadBalancer Service: apply -> first byte on the host\t%s\tseconds\t\n", firstByte)
 	b.stopServers() // their `unetes exec` clients would count as the instance's memory
-	for _, r := range b.podRows(bin, inst, port, 30, instanceMemory(inst)) {
+	for _, r := range b.podRows(bin, inst, port, 30, 5, instanceMemory(inst)) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t\n", r.name, r.value, r.target)
 	}
 	if fi, err := os.Stat(bin); err == nil {
@@ -208,13 +208,16 @@ func (b *bench) firstPod(bin, inst string) (time.Duration, error) {
 	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bench"},"spec":{"containers":[{"name":"c","image":"localhost/busybox:bench","imagePullPolicy":"Never","command":["sleep","3600"]}]}}`
 	apply := b.asUser(exec.Command(bin, "kubectl", "--name", inst, "apply", "-f", "-"))
 	apply.Stdin = strings.NewReader(pod)
+	pods, err := b.podLister(inst)
+	if err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	if out, err := apply.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("apply: %v: %s", err, out)
 	}
 	for time.Since(start) < 2*time.Minute {
-		out, _ := b.asUser(exec.Command(bin, "kubectl", "--name", inst, "get", "pod", "bench", "-o", "jsonpath={.status.phase}")).Output()
-		if string(out) == "Running" {
+		if ps, _ := pods.pods("", "metadata.name=bench"); len(ps) == 1 && ps[0].Phase == "Running" {
 			return time.Since(start), nil
 		}
 		time.Sleep(50 * time.Millisecond)
