@@ -83,7 +83,7 @@ test: setup build unit e2e
 
 # Tests build with the same flags as `build` (-trimpath) so they reuse its
 # compiled Kubernetes packages instead of compiling them a second time.
-unit:
+unit: $(PAYLOAD)/helpers.sum
 	CGO_ENABLED=0 $(GO) test -trimpath -count=1 ./cmd/... ./netstack/... ./nsinit/... ./hostfwd/... ./embed/...
 
 e2e:

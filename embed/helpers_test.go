@@ -33,7 +33,7 @@ func TestParseSums(t *testing.T) {
 // repairs a truncated one and a missing one, and removes an older build's dir.
 func TestInstallHelpers(t *testing.T) {
 	if _, err := payloadFS.ReadFile(helpersSums); err != nil {
-		t.Skip("no embedded helpers: run `make helpers` first")
+		t.Fatal("no embedded helpers: run `make helpers` first (`make unit` does)")
 	}
 	data := t.TempDir()
 	old := filepath.Join(data, "bin", "0123456789abcdef")
