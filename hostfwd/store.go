@@ -53,10 +53,20 @@ func (r record) spec() (Spec, error) {
 	return s, err
 }
 
-// MarshalJSON writes s as RootlessKit's spec plus "service", as the API
-// socket carries it.
+// record is s as saved and as the API socket carries it. A forward to a
+// Service keeps the Service, not its address: that is looked up at every
+// start.
+func (s Spec) record() record {
+	r := record{Spec: s.rkSpec(), Service: s.Service}
+	if s.Service != "" {
+		r.ChildIP = ""
+	}
+	return r
+}
+
+// MarshalJSON writes s as RootlessKit's spec plus "service".
 func (s Spec) MarshalJSON() ([]byte, error) {
-	return json.Marshal(record{Spec: s.rkSpec(), Service: s.Service})
+	return json.Marshal(s.record())
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, checking it.
@@ -81,15 +91,10 @@ func serviceRef(nsName string) string {
 
 // save writes the forwards atomically (temp file and rename), mode 0600.
 func save(path string, specs []Spec) error {
-	raw := make([]record, 0, len(specs))
-	for _, s := range specs {
-		r := record{Spec: s.rkSpec(), Service: s.Service}
-		if s.Service != "" {
-			r.ChildIP = "" // looked up at every start
-		}
-		raw = append(raw, r)
+	if specs == nil {
+		specs = []Spec{}
 	}
-	b, err := json.MarshalIndent(raw, "", "  ")
+	b, err := json.MarshalIndent(specs, "", "  ")
 	if err != nil {
 		return err
 	}
