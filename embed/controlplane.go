@@ -254,14 +254,8 @@ func (cp *ControlPlane) Stop() {
 			grace = 2 * time.Second
 		}
 		cp.mu.Unlock()
-		select {
-		case <-r.done:
-			cp.logStopped(r.name, t)
-		case <-time.After(grace):
+		if !cp.awaitStop(r.name, r.done, t, grace) {
 			abandoned = true
-			if cp.cfg.Log != nil {
-				cp.cfg.Log.Warn("component did not stop in time", "component", r.name, "waited", grace)
-			}
 		}
 	}
 	if etcd != nil {
@@ -273,17 +267,26 @@ func (cp *ControlPlane) Stop() {
 		if abandoned {
 			grace = 2 * time.Second
 		}
-		select {
-		case <-closed:
+		if cp.awaitStop(Etcd, closed, t, grace) {
 			cp.set(Etcd, "stopped", nil)
-			cp.logStopped(Etcd, t)
-		case <-time.After(grace):
-			if cp.cfg.Log != nil {
-				cp.cfg.Log.Warn("component did not stop in time", "component", Etcd, "waited", grace)
-			}
 		}
 	}
 	cp.stopContainerd()
+}
+
+// awaitStop waits up to grace for done, and logs how the stop of
+// component name (asked at since) went; false if it did not end in time.
+func (cp *ControlPlane) awaitStop(name string, done <-chan struct{}, since time.Time, grace time.Duration) bool {
+	select {
+	case <-done:
+		cp.logStopped(name, since)
+		return true
+	case <-time.After(grace):
+		if cp.cfg.Log != nil {
+			cp.cfg.Log.Warn("component did not stop in time", "component", name, "waited", grace)
+		}
+		return false
+	}
 }
 
 func (cp *ControlPlane) logStopped(name string, since time.Time) {
