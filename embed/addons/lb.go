@@ -210,7 +210,7 @@ func (l *lbAddon) syncService(ctx context.Context, key string, svc *corev1.Servi
 			return err
 		}
 		if len(svc.Status.LoadBalancer.Ingress) > 0 && ownIngress(svc, l.env) {
-			return l.setIngress(ctx, svc, corev1.LoadBalancerStatus{})
+			return setIngress(ctx, l.client, svc, corev1.LoadBalancerStatus{})
 		}
 		return nil
 	}
@@ -222,7 +222,7 @@ func (l *lbAddon) syncService(ctx context.Context, key string, svc *corev1.Servi
 		l.recorder.Eventf(svc, corev1.EventTypeWarning, "SyncLoadBalancerFailed",
 			"Service stays pending: %v", err)
 		if ownIngress(svc, l.env) {
-			l.setIngress(ctx, svc, corev1.LoadBalancerStatus{})
+			setIngress(ctx, l.client, svc, corev1.LoadBalancerStatus{})
 		}
 		return err
 	}
@@ -230,7 +230,7 @@ func (l *lbAddon) syncService(ctx context.Context, key string, svc *corev1.Servi
 	if equality.Semantic.DeepEqual(svc.Status.LoadBalancer, want) {
 		return nil
 	}
-	if err := l.setIngress(ctx, svc, want); err != nil {
+	if err := setIngress(ctx, l.client, svc, want); err != nil {
 		return err
 	}
 	var on []string
@@ -276,10 +276,11 @@ func (l *lbAddon) publish(ctx context.Context, owner string, ports []HostPort) e
 	return err
 }
 
-func (l *lbAddon) setIngress(ctx context.Context, svc *corev1.Service, st corev1.LoadBalancerStatus) error {
+// setIngress writes st as svc's load-balancer status.
+func setIngress(ctx context.Context, client kubernetes.Interface, svc *corev1.Service, st corev1.LoadBalancerStatus) error {
 	s := svc.DeepCopy()
 	s.Status.LoadBalancer = st
-	_, err := l.client.CoreV1().Services(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{})
+	_, err := client.CoreV1().Services(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{})
 	return err
 }
 
@@ -312,8 +313,7 @@ func (l *lbAddon) Cleanup(ctx context.Context, env Env) error {
 	for i := range svcs.Items {
 		svc := &svcs.Items[i]
 		if ownIngress(svc, env) {
-			svc.Status.LoadBalancer = corev1.LoadBalancerStatus{}
-			if _, err := client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			if err := setIngress(ctx, client, svc, corev1.LoadBalancerStatus{}); err != nil {
 				return fmt.Errorf("clear the address of Service %s/%s: %w", svc.Namespace, svc.Name, err)
 			}
 		}
