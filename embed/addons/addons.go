@@ -151,6 +151,20 @@ func clientFor(env Env, identity string) (kubernetes.Interface, error) {
 	return client, nil
 }
 
+// awaitStop waits for an add-on's goroutines to end once it was told to
+// stop: up to 10 s if it served, 2 s if it is stopped during its own start
+// (the whole sandbox is then stopping, and the parent allows it 15 s).
+func awaitStop(done <-chan struct{}, served bool) {
+	grace := 10 * time.Second
+	if !served {
+		grace = 2 * time.Second
+	}
+	select {
+	case <-done:
+	case <-time.After(grace):
+	}
+}
+
 // poll calls check every interval until it passes, ctx ends, or a minute
 // passes; the error then says what was awaited and check's last error.
 func poll(ctx context.Context, what string, interval time.Duration, check func(context.Context) error) error {

@@ -76,6 +76,7 @@ type lbAddon struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	logf     io.Closer
+	served   bool // Start returned: Stop waits longer
 
 	mu        sync.Mutex
 	published map[string][]HostPort // what each owner holds now
@@ -147,6 +148,7 @@ func (l *lbAddon) Start(ctx context.Context, env Env, failed func(error)) error 
 			}
 		}
 	}
+	l.served = true
 	return nil
 }
 
@@ -290,10 +292,7 @@ func (l *lbAddon) Stop() {
 	}
 	l.cancel()
 	l.queue.ShutDown()
-	select {
-	case <-l.done:
-	case <-time.After(10 * time.Second):
-	}
+	awaitStop(l.done, l.served)
 	l.events.Shutdown()
 	l.logf.Close()
 	l.cancel = nil

@@ -39,8 +39,9 @@ const (
 )
 
 type metricsAddon struct {
-	stop chan struct{}
-	done chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	served bool
 }
 
 // metricsServerFlags are metrics-server's flags: its serving and client
@@ -178,6 +179,7 @@ func (m *metricsAddon) Start(ctx context.Context, env Env, failed func(error)) e
 		m.Stop()
 		return fmt.Errorf("metrics-server not serving: %w", err)
 	}
+	m.served = true
 	return nil
 }
 
@@ -259,9 +261,6 @@ func (m *metricsAddon) Stop() {
 		return
 	}
 	close(m.stop)
-	select {
-	case <-m.done:
-	case <-time.After(10 * time.Second):
-	}
+	awaitStop(m.done, m.served)
 	m.stop = nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/unetes/unetes/embed"
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +34,7 @@ type storageAddon struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	logf   io.Closer
+	served bool
 }
 
 func (s *storageAddon) Objects(env Env, serving bool) ([]runtime.Object, error) {
@@ -93,6 +93,7 @@ func (s *storageAddon) Start(ctx context.Context, env Env, failed func(error)) e
 			return fmt.Errorf("storage: no %v from the API", typ)
 		}
 	}
+	s.served = true
 	return nil
 }
 
@@ -101,10 +102,7 @@ func (s *storageAddon) Stop() {
 		return
 	}
 	s.cancel()
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-	}
+	awaitStop(s.done, s.served)
 	s.logf.Close()
 	s.cancel = nil
 }
