@@ -90,8 +90,24 @@ func (cp *ControlPlane) writeKubeconfigTo(user, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Written whole under another name, then renamed: goroutines starting
+	// at the same time (node status, add-ons) write and read the same file,
+	// and a reader must never see it truncated.
 	path := filepath.Join(cp.cfg.StateDir, user+".kubeconfig")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	tmp, err := os.CreateTemp(cp.cfg.StateDir, "."+user+".kubeconfig-*")
+	if err == nil {
+		_, err = tmp.Write(b)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), path)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}
+	if err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	return path, nil
