@@ -119,7 +119,21 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	status := serveStatus(a.stateDir, func() any { return componentStatus(cp, adds) })
 	defer status.Close()
 	code := 0
-	if err := startComponents(ctx, cp, adds, nc, a, self); err != nil && ctx.Err() != nil {
+	// Stopped during start-up, a half-started component may not end on
+	// request: the process then exits anyway startupStopGrace after the stop.
+	// etcd's log and containerd's database survive an exit, and the kubelet
+	// dies with this process.
+	unwatch := context.AfterFunc(ctx, func() {
+		time.AfterFunc(startupStopGrace, func() {
+			log.Warn("stopped during start-up: not every component ended in time; exiting", "waited", startupStopGrace)
+			os.Exit(0)
+		})
+	})
+	err = startComponents(ctx, cp, adds, nc, a, self)
+	if ctx.Err() == nil {
+		unwatch() // started or failed: any later stop is the orderly one
+	}
+	if err != nil && ctx.Err() != nil {
 		log.Info("stopped during start-up", "err", err)
 	} else if err != nil {
 		log.Error("start failed", "err", err)
@@ -137,6 +151,10 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	log.Info("sandbox stopped")
 	return code
 }
+
+// startupStopGrace bounds a stop during start-up: the parent kills the
+// instance 15 s after asking it to stop.
+const startupStopGrace = 8 * time.Second
 
 // superviseComponents waits for a stop or a failure: a component's ends
 // the sandbox; an add-on's is reported and the cluster runs on without it.
