@@ -36,6 +36,8 @@ type ControlPlane struct {
 	pki  *PKI
 	etcd *etcdServer
 	errc chan error
+	// warm: an earlier run bootstrapped the apiserver over this etcd data.
+	warm bool
 
 	// The node: containerd, the kubelet child and kube-proxy (a runner).
 	node        NodeConfig
@@ -102,6 +104,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	t = cp.phase("certs", t)
 
 	cp.set(Etcd, "starting", nil)
+	cp.warm = Bootstrapped(cp.cfg.DataDir)
 	if cp.etcd, err = startEtcd(ctx, cp.cfg, cp.pki.Dir); err != nil {
 		cp.set(Etcd, "failed", err)
 		return err

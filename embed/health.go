@@ -15,13 +15,19 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// apiReady asks the apiserver's /readyz as the admin.
+// apiReady asks the apiserver's /readyz as the admin; over data the
+// bootstrap completed on in an earlier run, without the bootstrap hooks
+// (APIServingPath).
 func (cp *ControlPlane) apiReady(ctx context.Context) error {
 	c, err := AdminClient(cp.pki)
 	if err != nil {
 		return err
 	}
-	return GetOK(ctx, c, "https://127.0.0.1:"+strconv.Itoa(cp.cfg.APIPort)+"/readyz")
+	path := "/readyz"
+	if cp.warm {
+		path = APIServingPath
+	}
+	return GetOK(ctx, c, "https://127.0.0.1:"+strconv.Itoa(cp.cfg.APIPort)+path)
 }
 
 // healthz probes a component's secure port on 127.0.0.1 (/healthz needs
@@ -90,25 +96,9 @@ func (cp *ControlPlane) writeKubeconfigTo(user, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Written whole under another name, then renamed: goroutines starting
-	// at the same time (node status, add-ons) write and read the same file,
-	// and a reader must never see it truncated.
 	path := filepath.Join(cp.cfg.StateDir, user+".kubeconfig")
-	tmp, err := os.CreateTemp(cp.cfg.StateDir, "."+user+".kubeconfig-*")
-	if err == nil {
-		_, err = tmp.Write(b)
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), path)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
+	if err := writeFileAtomic(path, b, 0o600); err != nil {
+		return "", err
 	}
 	return path, nil
 }

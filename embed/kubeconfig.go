@@ -58,9 +58,5 @@ func WriteAdminKubeconfig(p *PKI, name, server, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
-	}
-	return os.Rename(tmp, path)
+	return writeFileAtomic(path, b, 0o600)
 }

@@ -73,9 +73,11 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	if err != nil {
 		return "", err
 	}
-	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", cfg.apiPort)
+	// Serving is enough to go on; the instance is ready only once the full
+	// /readyz passes too (below, after the node).
+	url := fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort)
 	if err := poll(ctx, inst, 3*time.Minute, "the apiserver", func(ctx context.Context) error {
-		return embed.GetOK(ctx, client, url)
+		return embed.GetOK(ctx, client, url+embed.APIServingPath)
 	}); err != nil {
 		return "", err
 	}
@@ -96,6 +98,14 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	started := inst.Started().Truncate(time.Second)
 	if err := poll(ctx, inst, 3*time.Minute, "node "+node+" Ready", func(ctx context.Context) error {
 		return nodeReady(ctx, client, nodeURL, started)
+	}); err != nil {
+		return "", err
+	}
+	if err := poll(ctx, inst, 3*time.Minute, "the apiserver's bootstrap", func(ctx context.Context) error {
+		if embed.Bootstrapped(cfg.paths.DataDir) {
+			return nil // by an earlier run: its hooks only confirm the objects
+		}
+		return embed.GetOK(ctx, client, url+"/readyz")
 	}); err != nil {
 		return "", err
 	}

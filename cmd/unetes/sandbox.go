@@ -218,7 +218,10 @@ func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.S
 	if err := <-node; err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return cp.AwaitBootstrap(ctx)
 }
 
 // addonEnv is what the add-ons are started with, from the control plane.
