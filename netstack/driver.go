@@ -162,6 +162,7 @@ func (ChildDriver) ConfigureNetworkChild(msg *messages.ParentInitNetworkDriverCo
 	if sock == "" {
 		return "", errors.New("netstack: the parent sent no TAP socket")
 	}
+	disableIPv6()
 	f, err := openTAP(msg.Dev)
 	if err != nil {
 		return "", err
@@ -171,6 +172,18 @@ func (ChildDriver) ConfigureNetworkChild(msg *messages.ParentInitNetworkDriverCo
 		return "", err
 	}
 	return msg.Dev, nil
+}
+
+// disableIPv6 turns IPv6 off in the namespace, whose NAT and cluster are
+// IPv4 only: the TAP then carries no router solicitations or MLD reports,
+// and kube-proxy, which reads this sysctl, runs one proxier, not an idle
+// IPv6 one that cost ~45 ip6tables runs at every start. Pods have network
+// namespaces of their own and keep theirs. Best effort: where /proc/sys is
+// read-only, IPv6 stays on and nothing else changes.
+func disableIPv6() {
+	for _, conf := range []string{"all", "default"} {
+		os.WriteFile("/proc/sys/net/ipv6/conf/"+conf+"/disable_ipv6", []byte("1\n"), 0o644)
+	}
 }
 
 // ChildDriverInfo implements network.ChildDriver.
