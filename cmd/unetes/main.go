@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 
+	_ "github.com/unetes/unetes/cmd/unetes/internal/lazyi18n" // before kubectl's packages
 	"github.com/unetes/unetes/embed"
 )
 
