@@ -6,6 +6,7 @@ package nsinit
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/child"
@@ -58,6 +59,15 @@ func RunChild(cfg ChildConfig) error {
 	}
 	logrus.SetOutput(os.Stderr)
 	logrus.SetLevel(logrus.InfoLevel)
+	if !hasEffectiveCaps() {
+		// Not yet capable, RootlessKit's child wraps the handshake pipes
+		// (fds 3 and 4) in *os.File, and re-executes itself once the parent
+		// wrote the ID maps. A GC between a wrapper's last use and that exec
+		// runs its finalizer, which closes the fd the next process needs:
+		// "write: bad file descriptor" at its first message (seen in a test
+		// run). This process ends in that exec: it runs without GC.
+		debug.SetGCPercent(-1)
+	}
 	ensureSbinPath()
 	dirs := cfg.CopyUpDirs
 	if dirs == nil {
@@ -77,6 +87,17 @@ func RunChild(cfg ChildConfig) error {
 		Propagation:               "rslave",
 		Reaper:                    true,
 	})
+}
+
+// hasEffectiveCaps tells whether this process has any effective capability
+// (in its user namespace).
+func hasEffectiveCaps() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return true // unknown: leave the GC alone
+	}
+	return data[0].Effective != 0 || data[1].Effective != 0
 }
 
 // ensureSbinPath lets RootlessKit find `ip` when the user's PATH lacks sbin.
