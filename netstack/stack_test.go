@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,5 +238,77 @@ func TestOpenFlowsCountsEachFlowOnce(t *testing.T) {
 	}
 	if n := tn.nat.OpenFlows(); n != 0 {
 		t.Fatalf("OpenFlows = %d after closing, want 0", n)
+	}
+}
+
+// blackholeListener is a host address that never answers a SYN: a listener
+// whose accept queue is full and never accepted from.
+func blackholeListener(t *testing.T) netip.AddrPort {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	for i := 0; i < 4; i++ {
+		c, err := net.DialTimeout("tcp4", ap.String(), 300*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	if c, err := net.DialTimeout("tcp4", ap.String(), 500*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatal("the full listener still answers")
+	}
+	return ap
+}
+
+func TestTCPBlackholeTimesOutAtTheGuestNotRefused(t *testing.T) {
+	hole := blackholeListener(t)
+	cfg := testConfig(t, true, fakeUpstream(t, false))
+	cfg.ConnectTimeout = 300 * time.Millisecond
+	tn := newTestNet(t, cfg)
+	// The guest waits several NAT connect timeouts: every SYN it sends is
+	// dialled again, none is answered.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := tn.dialTCP(ctx, gatewayPort(cfg, hole))
+	if err == nil {
+		c.Close()
+		t.Fatal("connected to a destination that never answers")
+	}
+	if took := time.Since(start); took < 2500*time.Millisecond || strings.Contains(err.Error(), "refused") {
+		t.Fatalf("after %s: %v; want the guest's own timeout (3 s), no reset", took, err)
+	}
+}
+
+func TestTCPClosedPortRefusedAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().(*net.TCPAddr).AddrPort()
+	l.Close()
+	cfg := testConfig(t, true, fakeUpstream(t, false))
+	tn := newTestNet(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := tn.dialTCP(ctx, gatewayPort(cfg, closed))
+	if err == nil {
+		c.Close()
+		t.Fatal("connected to a closed port")
+	}
+	if took := time.Since(start); took > time.Second || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("after %s: %v; want connection refused at once", took, err)
 	}
 }

@@ -2,8 +2,10 @@ package netstack
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -32,8 +34,9 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		host, err = d.DialContext(ctx, "tcp", target.String())
 	}
 	if err != nil {
-		st.log.Debug("tcp dial failed", "dst", dst, "target", target, "err", err)
-		r.Complete(true)
+		reset := answerFailedDial(err)
+		st.log.Debug("tcp dial failed", "dst", dst, "target", target, "err", err, "reset", reset)
+		r.Complete(reset)
 		return
 	}
 	var wq waiter.Queue
@@ -48,6 +51,19 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	ep.SocketOptions().SetKeepAlive(true)
 	guest := gonet.NewTCPConn(&wq, ep)
 	st.relayTCP(guest, host)
+}
+
+// answerFailedDial tells whether the guest's SYN is answered with a reset
+// after the host's dial failed with err. A destination that never answered
+// gets no answer either: the guest retransmits its SYN (each one a new dial,
+// the first ones swallowed while one is in flight) and times out on its own
+// schedule, as on the host, instead of being refused after ConnectTimeout.
+// Anything else (refused, unreachable, the stack closing) is a reset.
+func answerFailedDial(err error) bool {
+	var ne net.Error
+	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) ||
+		errors.As(err, &ne) && ne.Timeout()
+	return !timedOut
 }
 
 // relayTCP copies both directions with half-close until both are done.

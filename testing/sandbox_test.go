@@ -238,3 +238,26 @@ func TestPingGatewayAndHost(t *testing.T) {
 		}
 	}
 }
+
+// A destination that never answers is not refused by the NAT after its 30 s
+// connect timeout: the program's own connect times out, as on the host; a
+// closed port is refused at once.
+func TestBlackholedConnectTimesOutNotRefused(t *testing.T) {
+	ip := hostIP(t)
+	hole := blackhole(t, ip)
+	l, err := net.Listen("tcp4", ip.String()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	in := startInstance(t, asUser(t, *flagTestUser))
+	out, errOut, code := in.nettool("dial", closed, "5")
+	if code != 0 || !strings.HasPrefix(out, "refused after 0s") {
+		t.Fatalf("dial to a closed port: %q %q %d; want refused at once", out, errOut, code)
+	}
+	out, errOut, code = in.nettool("dial", hole, "36")
+	if code != 0 || !strings.HasPrefix(out, "timeout after 3") {
+		t.Fatalf("dial to a black hole with a 36 s timeout: %q %q %d; want the program's own timeout, past the NAT's 30 s", out, errOut, code)
+	}
+}

@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,12 +14,13 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | serve ADDR | userve ADDR")
+		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | dial ADDR SECONDS | serve ADDR | userve ADDR")
 		os.Exit(2)
 	}
 	var err error
@@ -41,6 +43,9 @@ func main() {
 		err = serveTCP(os.Args[2])
 	case "userve":
 		err = serveUDP(os.Args[2])
+	case "dial":
+		secs, _ := strconv.Atoi(os.Args[3])
+		dial(os.Args[2], time.Duration(secs)*time.Second)
 	case "storm":
 		n, _ := strconv.Atoi(os.Args[3])
 		m, _ := strconv.Atoi(os.Args[5])
@@ -135,6 +140,27 @@ func get(url string) error {
 
 // storm opens m connections to a black-holed address and, while they hang,
 // n echo connections to a healthy one; it reports how long the healthy ones took.
+// dial connects to addr within timeout and prints how it went (connected,
+// refused, unreachable or timeout) and after how long, in whole seconds.
+func dial(addr string, timeout time.Duration) {
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	outcome := "connected"
+	switch {
+	case err == nil:
+		c.Close()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		outcome = "refused"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		outcome = "unreachable"
+	case os.IsTimeout(err):
+		outcome = "timeout"
+	default:
+		outcome = "error: " + err.Error()
+	}
+	fmt.Printf("%s after %ds\n", outcome, int(time.Since(start).Seconds()))
+}
+
 func storm(healthy string, n int, blackhole string, m int) error {
 	for i := 0; i < m; i++ {
 		go net.DialTimeout("tcp", blackhole, time.Minute)
