@@ -90,27 +90,74 @@ func (st *Stack) ping(req pingRequest) {
 		r.SetIdent(want.Ident())
 		r.SetChecksum(0)
 		r.SetChecksum(^checksum.Checksum(r, 0))
-		st.writeToGuest(req, r)
+		st.writeToGuest(req.guestMAC, req.dst, req.guest, r)
 		return
 	}
 }
 
-// writeToGuest sends an IPv4 packet carrying icmp from req.dst to the guest.
-func (st *Stack) writeToGuest(req pingRequest, icmp []byte) {
+// writeToGuest sends an IPv4 packet carrying icmp from the address from to
+// the guest at to (link address mac).
+func (st *Stack) writeToGuest(mac tcpip.LinkAddress, from, to netip.Addr, icmp []byte) {
 	pkt := make([]byte, header.IPv4MinimumSize+len(icmp))
 	ip := header.IPv4(pkt)
 	ip.Encode(&header.IPv4Fields{
 		TotalLength: uint16(len(pkt)),
 		TTL:         64,
 		Protocol:    uint8(header.ICMPv4ProtocolNumber),
-		SrcAddr:     tcpip.AddrFrom4(req.dst.As4()),
-		DstAddr:     tcpip.AddrFrom4(req.guest.As4()),
+		SrcAddr:     tcpip.AddrFrom4(from.As4()),
+		DstAddr:     tcpip.AddrFrom4(to.As4()),
 	})
 	ip.SetChecksum(^ip.CalculateChecksum())
 	copy(pkt[header.IPv4MinimumSize:], icmp)
-	if e := st.s.WritePacketToRemote(nicID, req.guestMAC, ipv4.ProtocolNumber, buffer.MakeWithData(pkt)); e != nil {
-		st.log.Debug("ping reply not delivered", "err", e)
+	if e := st.s.WritePacketToRemote(nicID, mac, ipv4.ProtocolNumber, buffer.MakeWithData(pkt)); e != nil {
+		st.log.Debug("icmp to the guest not delivered", "err", e)
 	}
+}
+
+// portUnreachable tells the guest what the host's kernel told the NAT: no
+// socket listens on dst. The ICMP port unreachable quotes the header of a
+// datagram from guest to dst, by whose addresses and ports the guest's kernel
+// finds the socket (which then reads ECONNREFUSED, as on the host).
+func (st *Stack) portUnreachable(guest, dst netip.AddrPort) {
+	mac, ok := st.linkAddrOf(guest.Addr())
+	if !ok {
+		st.log.Debug("port unreachable not sent: the guest's link address is unknown", "guest", guest)
+		return
+	}
+	quote := make([]byte, header.IPv4MinimumSize+header.UDPMinimumSize)
+	ip := header.IPv4(quote)
+	ip.Encode(&header.IPv4Fields{
+		TotalLength: uint16(len(quote)),
+		TTL:         64,
+		Protocol:    uint8(header.UDPProtocolNumber),
+		SrcAddr:     tcpip.AddrFrom4(guest.Addr().As4()),
+		DstAddr:     tcpip.AddrFrom4(dst.Addr().As4()),
+	})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	header.UDP(quote[header.IPv4MinimumSize:]).Encode(&header.UDPFields{
+		SrcPort: guest.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize,
+	})
+	icmp := header.ICMPv4(make([]byte, header.ICMPv4MinimumSize+len(quote)))
+	icmp.SetType(header.ICMPv4DstUnreachable)
+	icmp.SetCode(header.ICMPv4PortUnreachable)
+	copy(icmp.Payload(), quote)
+	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	st.writeToGuest(mac, dst.Addr(), guest.Addr(), icmp)
+}
+
+// linkAddrOf is the link address the stack knows for addr on the TAP.
+func (st *Stack) linkAddrOf(addr netip.Addr) (tcpip.LinkAddress, bool) {
+	ns, e := st.s.Neighbors(nicID, ipv4.ProtocolNumber)
+	if e != nil {
+		return "", false
+	}
+	want := tcpip.AddrFrom4(addr.As4())
+	for _, n := range ns {
+		if n.Addr == want && n.LinkAddr != "" {
+			return n.LinkAddr, true
+		}
+	}
+	return "", false
 }
 
 // pingSocket opens an unprivileged ICMP datagram socket on the netpoller.

@@ -309,3 +309,39 @@ func TestTCPClosedPortRefusedAtOnce(t *testing.T) {
 		t.Fatalf("after %s: %v; want connection refused at once", took, err)
 	}
 }
+
+func TestUDPToClosedPortIsPortUnreachable(t *testing.T) {
+	l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.LocalAddr().(*net.UDPAddr).AddrPort()
+	l.Close()
+	cfg := testConfig(t, true, fakeUpstream(t, false))
+	tn := newTestNet(t, cfg)
+	dst := gatewayPort(cfg, closed)
+	c, err := gonet.DialUDP(tn.guest, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(dst.Addr().As4()), Port: dst.Port()}, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	var got error
+	// The first datagram opens the flow; the refusal of any of them comes
+	// back as an ICMP port unreachable, which a connected socket reads as
+	// ECONNREFUSED.
+	for i := 0; i < 3 && got == nil; i++ {
+		if _, err := c.Write([]byte("anyone?")); err != nil {
+			got = err
+			break
+		}
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, got = c.Read(make([]byte, 64))
+		if got != nil && strings.Contains(got.Error(), "timeout") {
+			got = nil
+		}
+	}
+	if got == nil || !strings.Contains(got.Error(), "refused") {
+		t.Fatalf("UDP to a closed port: %v; want connection refused (ICMP port unreachable)", got)
+	}
+}

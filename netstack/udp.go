@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -61,14 +62,16 @@ func (st *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 			return
 		}
 		defer host.Close()
-		st.relayUDP(guest, host)
+		st.relayUDP(guest, host, netip.AddrPortFrom(addrOf(id.RemoteAddress), id.RemotePort), dst)
 	}()
 	return true
 }
 
 // relayUDP copies datagrams both ways until the flow has been idle for
-// UDPIdleTimeout or the stack closes.
-func (st *Stack) relayUDP(guest *gonet.UDPConn, host *net.UDPConn) {
+// UDPIdleTimeout or the stack closes. A port unreachable the host got for
+// the flow (ECONNREFUSED) goes on to the guest (from, to: the flow's
+// addresses as the guest sent it) and the flow stays, as a socket's does.
+func (st *Stack) relayUDP(guest *gonet.UDPConn, host *net.UDPConn, from, to netip.AddrPort) {
 	idle := st.cfg.UDPIdleTimeout
 	host.SetReadDeadline(time.Now().Add(idle))
 	guest.SetReadDeadline(time.Now().Add(idle))
@@ -78,6 +81,10 @@ func (st *Stack) relayUDP(guest *gonet.UDPConn, host *net.UDPConn) {
 		buf := make([]byte, 65536)
 		for {
 			n, err := host.Read(buf)
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				st.portUnreachable(from, to)
+				continue
+			}
 			if err != nil {
 				guest.SetReadDeadline(time.Now()) // wake the other direction
 				return

@@ -239,10 +239,11 @@ func TestPingGatewayAndHost(t *testing.T) {
 	}
 }
 
-// A destination that never answers is not refused by the NAT after its 30 s
-// connect timeout: the program's own connect times out, as on the host; a
-// closed port is refused at once.
-func TestBlackholedConnectTimesOutNotRefused(t *testing.T) {
+// Failures inside look as they do on the host. A destination that never
+// answers is not refused by the NAT after its 30 s connect timeout: the
+// program's own connect times out; a closed TCP port is refused at once; a
+// datagram to a closed UDP port comes back as port unreachable.
+func TestFailuresAsOnTheHost(t *testing.T) {
 	ip := hostIP(t)
 	hole := blackhole(t, ip)
 	l, err := net.Listen("tcp4", ip.String()+":0")
@@ -255,6 +256,16 @@ func TestBlackholedConnectTimesOutNotRefused(t *testing.T) {
 	out, errOut, code := in.nettool("dial", closed, "5")
 	if code != 0 || !strings.HasPrefix(out, "refused after 0s") {
 		t.Fatalf("dial to a closed port: %q %q %d; want refused at once", out, errOut, code)
+	}
+	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uclosed := u.LocalAddr().String()
+	u.Close()
+	out, errOut, code = in.nettool("uprobe", uclosed)
+	if code != 0 || strings.TrimSpace(out) != "refused" {
+		t.Fatalf("datagrams to a closed UDP port: %q %q %d; want refused (ICMP port unreachable)", out, errOut, code)
 	}
 	out, errOut, code = in.nettool("dial", hole, "36")
 	if code != 0 || !strings.HasPrefix(out, "timeout after 3") {

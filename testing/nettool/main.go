@@ -20,7 +20,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | dial ADDR SECONDS | serve ADDR | userve ADDR")
+		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | dial ADDR SECONDS | uprobe ADDR | serve ADDR | userve ADDR")
 		os.Exit(2)
 	}
 	var err error
@@ -46,6 +46,8 @@ func main() {
 	case "dial":
 		secs, _ := strconv.Atoi(os.Args[3])
 		dial(os.Args[2], time.Duration(secs)*time.Second)
+	case "uprobe":
+		uprobe(os.Args[2])
 	case "storm":
 		n, _ := strconv.Atoi(os.Args[3])
 		m, _ := strconv.Atoi(os.Args[5])
@@ -159,6 +161,32 @@ func dial(addr string, timeout time.Duration) {
 		outcome = "error: " + err.Error()
 	}
 	fmt.Printf("%s after %ds\n", outcome, int(time.Since(start).Seconds()))
+}
+
+// uprobe sends up to three datagrams to addr on a connected UDP socket and
+// prints "refused" once one is refused (an ICMP port unreachable came back),
+// "answered" if one is answered, else "no answer".
+func uprobe(addr string) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	defer c.Close()
+	for i := 0; i < 3; i++ {
+		c.Write([]byte("anyone?"))
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, err := c.Read(make([]byte, 64))
+		switch {
+		case err == nil:
+			fmt.Println("answered")
+			return
+		case errors.Is(err, syscall.ECONNREFUSED):
+			fmt.Println("refused")
+			return
+		}
+	}
+	fmt.Println("no answer")
 }
 
 func storm(healthy string, n int, blackhole string, m int) error {
