@@ -3,8 +3,10 @@ package netstack
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -39,6 +41,10 @@ type Config struct {
 	UDPIdleTimeout    time.Duration    // a UDP flow without traffic this long is closed
 	DNSTimeout        time.Duration    // per upstream attempt
 	MaxInFlight       int              // TCP handshakes being dialled at once
+
+	// dialTCP replaces the host's TCP dial in tests, which cannot make the
+	// host's kernel fail a dial in every way; nil is net.Dialer's.
+	dialTCP func(ctx context.Context, address string) (net.Conn, error)
 }
 
 // ErrNoResolvers is returned when the host's resolv.conf names no usable nameserver.

@@ -115,34 +115,42 @@ func (st *Stack) writeToGuest(mac tcpip.LinkAddress, from, to netip.Addr, icmp [
 }
 
 // portUnreachable tells the guest what the host's kernel told the NAT: no
-// socket listens on dst. The ICMP port unreachable quotes the header of a
-// datagram from guest to dst, by whose addresses and ports the guest's kernel
-// finds the socket (which then reads ECONNREFUSED, as on the host).
+// socket listens on dst. The guest's kernel finds the socket by the
+// addresses and ports quoted (and it then reads ECONNREFUSED, as on the
+// host).
 func (st *Stack) portUnreachable(guest, dst netip.AddrPort) {
 	mac, ok := st.linkAddrOf(guest.Addr())
 	if !ok {
 		st.log.Debug("port unreachable not sent: the guest's link address is unknown", "guest", guest)
 		return
 	}
-	quote := make([]byte, header.IPv4MinimumSize+header.UDPMinimumSize)
+	udp := header.UDP(make([]byte, header.UDPMinimumSize))
+	udp.Encode(&header.UDPFields{SrcPort: guest.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
+	st.sendUnreachable(mac, guest.Addr(), dst.Addr(), header.UDPProtocolNumber, header.ICMPv4PortUnreachable, udp)
+}
+
+// sendUnreachable sends the guest (at mac) an ICMP destination unreachable
+// with code, from dst, about a packet it sent to dst with protocol proto:
+// the quote is that packet's IP header and the first 8 bytes of its payload
+// (lead).
+func (st *Stack) sendUnreachable(mac tcpip.LinkAddress, guest, dst netip.Addr, proto tcpip.TransportProtocolNumber, code header.ICMPv4Code, lead []byte) {
+	quote := make([]byte, header.IPv4MinimumSize+len(lead))
 	ip := header.IPv4(quote)
 	ip.Encode(&header.IPv4Fields{
 		TotalLength: uint16(len(quote)),
 		TTL:         64,
-		Protocol:    uint8(header.UDPProtocolNumber),
-		SrcAddr:     tcpip.AddrFrom4(guest.Addr().As4()),
-		DstAddr:     tcpip.AddrFrom4(dst.Addr().As4()),
+		Protocol:    uint8(proto),
+		SrcAddr:     tcpip.AddrFrom4(guest.As4()),
+		DstAddr:     tcpip.AddrFrom4(dst.As4()),
 	})
 	ip.SetChecksum(^ip.CalculateChecksum())
-	header.UDP(quote[header.IPv4MinimumSize:]).Encode(&header.UDPFields{
-		SrcPort: guest.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize,
-	})
+	copy(quote[header.IPv4MinimumSize:], lead)
 	icmp := header.ICMPv4(make([]byte, header.ICMPv4MinimumSize+len(quote)))
 	icmp.SetType(header.ICMPv4DstUnreachable)
-	icmp.SetCode(header.ICMPv4PortUnreachable)
+	icmp.SetCode(code)
 	copy(icmp.Payload(), quote)
 	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
-	st.writeToGuest(mac, dst.Addr(), guest.Addr(), icmp)
+	st.writeToGuest(mac, dst, guest, icmp)
 }
 
 // linkAddrOf is the link address the stack knows for addr on the TAP.

@@ -32,6 +32,7 @@ type Stack struct {
 	s      *stack.Stack
 	link   stack.LinkEndpoint
 	dns    *dnsRelay
+	syns   *synTable // SYNs of handshakes being dialled
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -67,7 +68,8 @@ func newOnLink(cfg Config, link stack.LinkEndpoint, log *slog.Logger) (*Stack, e
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &Stack{cfg: cfg, log: log, s: s, link: link, ctx: ctx, cancel: cancel,
-		conns: map[io.Closer]struct{}{}, dns: newDNSRelay(cfg.DNSUpstreams, cfg.DNSTimeout)}
+		conns: map[io.Closer]struct{}{}, dns: newDNSRelay(cfg.DNSUpstreams, cfg.DNSTimeout),
+		syns: newSYNTable(2*cfg.MaxInFlight, 2*cfg.ConnectTimeout)}
 	if err := st.configure(); err != nil {
 		s.Close()
 		cancel()
@@ -106,7 +108,7 @@ func (st *Stack) configure() error {
 	}
 	s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}})
 	tf := tcp.NewForwarder(s, 0, st.cfg.MaxInFlight, st.handleTCP)
-	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tf.HandlePacket)
+	s.SetTransportProtocolHandler(tcp.ProtocolNumber, st.syns.withSYNs(tf.HandlePacket))
 	uf := udp.NewForwarder(s, st.handleUDP)
 	s.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
 	s.SetTransportProtocolHandler(icmp.ProtocolNumber4, st.handleICMP)

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -343,5 +345,24 @@ func TestUDPToClosedPortIsPortUnreachable(t *testing.T) {
 	}
 	if got == nil || !strings.Contains(got.Error(), "refused") {
 		t.Fatalf("UDP to a closed port: %v; want connection refused (ICMP port unreachable)", got)
+	}
+}
+
+func TestTCPUnreachableIsICMPUnreachable(t *testing.T) {
+	for _, tc := range []struct {
+		errno syscall.Errno
+		want  string
+	}{
+		{syscall.EHOSTUNREACH, "no route to host"},
+		{syscall.ENETUNREACH, "network is unreachable"},
+	} {
+		cfg := testConfig(t, true, fakeUpstream(t, false))
+		cfg.dialTCP = func(context.Context, string) (net.Conn, error) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", tc.errno)}
+		}
+		took, err := failedDial(t, cfg, netip.MustParseAddrPort("10.0.2.2:80"))
+		if took > time.Second || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("host dial failing with %v: the guest got %v after %s; want %q at once (an ICMP unreachable, not a reset)", tc.errno, err, took, tc.want)
+		}
 	}
 }

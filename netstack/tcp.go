@@ -20,6 +20,7 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	verdict, target := st.cfg.Route(dst)
 	if verdict == Refuse {
 		st.log.Debug("tcp refused", "dst", dst)
+		st.syns.take(id)
 		r.Complete(true)
 		return
 	}
@@ -29,11 +30,20 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	var err error
 	if verdict == ServeDNS {
 		host, err = st.dns.dialTCP(ctx)
+	} else if st.cfg.dialTCP != nil {
+		host, err = st.cfg.dialTCP(ctx, target.String())
 	} else {
 		var d net.Dialer
 		host, err = d.DialContext(ctx, "tcp", target.String())
 	}
+	s, known := st.syns.take(id)
 	if err != nil {
+		if code, ok := unreachableCode(err); ok && known {
+			st.log.Debug("tcp dial failed: destination unreachable", "dst", dst, "target", target, "err", err)
+			st.tcpUnreachable(id, s, code)
+			r.Complete(false)
+			return
+		}
 		reset := answerFailedDial(err)
 		st.log.Debug("tcp dial failed", "dst", dst, "target", target, "err", err, "reset", reset)
 		r.Complete(reset)
@@ -58,7 +68,9 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 // gets no answer either: the guest retransmits its SYN (each one a new dial,
 // the first ones swallowed while one is in flight) and times out on its own
 // schedule, as on the host, instead of being refused after ConnectTimeout.
-// Anything else (refused, unreachable, the stack closing) is a reset.
+// Anything else (refused, the stack closing) is a reset; an unreachable
+// destination gets an ICMP unreachable where the SYN is known
+// (tcpUnreachable), else a reset.
 func answerFailedDial(err error) bool {
 	var ne net.Error
 	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) ||

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -242,8 +243,12 @@ func TestPingGatewayAndHost(t *testing.T) {
 // Failures inside look as they do on the host. A destination that never
 // answers is not refused by the NAT after its 30 s connect timeout: the
 // program's own connect times out; a closed TCP port is refused at once; a
-// datagram to a closed UDP port comes back as port unreachable.
+// datagram to a closed UDP port comes back as port unreachable; a host or
+// network the host has no route to is unreachable inside too (routes of
+// type unreachable and throw, for documentation prefixes: nothing is sent).
 func TestFailuresAsOnTheHost(t *testing.T) {
+	hostRoute(t, "unreachable", "203.0.113.0/24")
+	hostRoute(t, "throw", "198.51.100.0/24")
 	ip := hostIP(t)
 	hole := blackhole(t, ip)
 	l, err := net.Listen("tcp4", ip.String()+":0")
@@ -267,8 +272,24 @@ func TestFailuresAsOnTheHost(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != "refused" {
 		t.Fatalf("datagrams to a closed UDP port: %q %q %d; want refused (ICMP port unreachable)", out, errOut, code)
 	}
+	for addr, want := range map[string]string{"203.0.113.7:80": "host unreachable after 0s", "198.51.100.7:80": "net unreachable after 0s"} {
+		out, errOut, code = in.nettool("dial", addr, "5")
+		if code != 0 || !strings.HasPrefix(out, want) {
+			t.Fatalf("dial to %s: %q %q %d; want %q (an ICMP unreachable, as on the host)", addr, out, errOut, code, want)
+		}
+	}
 	out, errOut, code = in.nettool("dial", hole, "36")
 	if code != 0 || !strings.HasPrefix(out, "timeout after 3") {
 		t.Fatalf("dial to a black hole with a 36 s timeout: %q %q %d; want the program's own timeout, past the NAT's 30 s", out, errOut, code)
 	}
+}
+
+// hostRoute adds a route of typ (unreachable, throw) for prefix on the host
+// for the test's time.
+func hostRoute(t *testing.T, typ, prefix string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "route", "replace", typ, prefix).CombinedOutput(); err != nil {
+		t.Fatalf("ip route replace %s %s: %v: %s", typ, prefix, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "route", "del", typ, prefix).Run() })
 }

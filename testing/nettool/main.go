@@ -143,7 +143,7 @@ func get(url string) error {
 // storm opens m connections to a black-holed address and, while they hang,
 // n echo connections to a healthy one; it reports how long the healthy ones took.
 // dial connects to addr within timeout and prints how it went (connected,
-// refused, unreachable or timeout) and after how long, in whole seconds.
+// refused, host or net unreachable, or timeout) and after how long, in whole seconds.
 func dial(addr string, timeout time.Duration) {
 	start := time.Now()
 	c, err := net.DialTimeout("tcp", addr, timeout)
@@ -153,8 +153,10 @@ func dial(addr string, timeout time.Duration) {
 		c.Close()
 	case errors.Is(err, syscall.ECONNREFUSED):
 		outcome = "refused"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		outcome = "unreachable"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		outcome = "host unreachable"
+	case errors.Is(err, syscall.ENETUNREACH):
+		outcome = "net unreachable"
 	case os.IsTimeout(err):
 		outcome = "timeout"
 	default:
