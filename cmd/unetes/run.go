@@ -153,13 +153,22 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// firstHostAddr is the host's first IPv4 address that is not loopback, or
-// none.
+// firstHostAddr is the first IPv4 address of an up, non-loopback interface
+// of the host that is not link-local, or none: where LoadBalancer Services
+// say they are reached when they bind all addresses.
 func firstHostAddr() netip.Addr {
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
-			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok && n.IP.To4() != nil {
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			n, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok && !ip.IsLinkLocalUnicast() && !ip.IsLoopback() {
 				return ip
 			}
 		}
