@@ -50,6 +50,7 @@ func main() {
 		rows := []result{loop, b.unetes(), b.slirp4netns(), b.pasta()}
 		printTable(rows, "slirp4netns")
 		fmt.Println("\nupload = namespace -> host, download = host -> namespace; NAT CPU = the NAT process's CPU time over the run, in % of one core.")
+		fmt.Println("NAT memory:", b.flowNote)
 	}
 	if *flagOnly == "nat" {
 		return

@@ -42,9 +42,11 @@ func (b *bench) unetes() result {
 	if !waitUntil(60*time.Second, func() bool { return strings.Contains(out.String(), "ready in") }) {
 		return result{name: name, note: "instance not ready: " + lastLine(out.Bytes())}
 	}
-	return measure(name, func() int { return run.Process.Pid }, func(rev bool) (float64, error) {
+	r := measure(name, func() int { return run.Process.Pid }, func(rev bool) (float64, error) {
 		return iperf([]string{bin, "exec", "--name", inst, "--"}, b.hostIP, port, rev, b.asUser)
 	})
+	b.flowNote = b.flowMemory(bin, inst, run.Process.Pid)
+	return r
 }
 
 func (b *bench) slirp4netns() result {

@@ -19,6 +19,7 @@ type bench struct {
 	hostIP   string
 	uid, gid int
 	home     string
+	flowNote string // NAT memory per open flow, from the unetes row
 	servers  []*exec.Cmd
 	nextPort int
 }

@@ -20,7 +20,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | dial ADDR SECONDS | uprobe ADDR | serve ADDR | userve ADDR")
+		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | dial ADDR SECONDS | uprobe ADDR | hold ADDR N SECONDS | serve ADDR | userve ADDR")
 		os.Exit(2)
 	}
 	var err error
@@ -46,6 +46,10 @@ func main() {
 	case "dial":
 		secs, _ := strconv.Atoi(os.Args[3])
 		dial(os.Args[2], time.Duration(secs)*time.Second)
+	case "hold":
+		n, _ := strconv.Atoi(os.Args[3])
+		secs, _ := strconv.Atoi(os.Args[4])
+		err = hold(os.Args[2], n, time.Duration(secs)*time.Second)
 	case "uprobe":
 		uprobe(os.Args[2])
 	case "storm":
@@ -163,6 +167,27 @@ func dial(addr string, timeout time.Duration) {
 		outcome = "error: " + err.Error()
 	}
 	fmt.Printf("%s after %ds\n", outcome, int(time.Since(start).Seconds()))
+}
+
+// hold opens n TCP connections to addr, says "open N" once they all are,
+// and keeps them open for d.
+func hold(addr string, n int, d time.Duration) error {
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", i+1, err)
+		}
+		conns = append(conns, c)
+	}
+	fmt.Printf("open %d\n", n)
+	time.Sleep(d)
+	return nil
 }
 
 // uprobe sends up to three datagrams to addr on a connected UDP socket and
