@@ -4,21 +4,19 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"k8s.io/component-base/version"
 )
 
 func TestBootstrapped(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, bootstrapFile)
 	db := filepath.Join(dir, "etcd", "member", "snap", "db")
-	if Bootstrapped(dir) {
+	if bootstrapped(dir) {
 		t.Fatal("bootstrapped with nothing in the data dir")
 	}
-	if err := writeFileAtomic(marker, []byte(version.Get().GitVersion+"\n"), 0o600); err != nil {
+	if err := markBootstrapped(dir); err != nil {
 		t.Fatal(err)
 	}
-	if Bootstrapped(dir) {
+	if bootstrapped(dir) {
 		t.Fatal("bootstrapped without etcd data (moved away after the run that wrote the marker)")
 	}
 	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
@@ -27,13 +25,13 @@ func TestBootstrapped(t *testing.T) {
 	if err := os.WriteFile(db, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !Bootstrapped(dir) {
+	if !bootstrapped(dir) {
 		t.Fatal("not bootstrapped with the marker of this version and etcd data")
 	}
 	if err := writeFileAtomic(marker, []byte("v1.0.0\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if Bootstrapped(dir) {
+	if bootstrapped(dir) {
 		t.Fatal("bootstrapped by another Kubernetes version, whose bootstrap roles may differ")
 	}
 	st, err := os.Stat(marker)

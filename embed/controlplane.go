@@ -104,7 +104,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	t = cp.phase("certs", t)
 
 	cp.set(Etcd, "starting", nil)
-	cp.warm = Bootstrapped(cp.cfg.DataDir)
+	cp.warm = bootstrapped(cp.cfg.DataDir)
 	if cp.etcd, err = startEtcd(ctx, cp.cfg, cp.pki.Dir); err != nil {
 		cp.set(Etcd, "failed", err)
 		return err
@@ -122,6 +122,12 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	api := cp.run(APIServer, runAPIServer, FlagList(apiserverFlags(cp.cfg, cp.pki.Dir), nil))
 	if err := cp.waitReady(ctx, APIServer, api.exits(cp.cfg.LogDir()), cp.apiReady); err != nil {
 		return err
+	}
+	if !cp.warm {
+		// That was the full /readyz: record it for the next runs.
+		if err := markBootstrapped(cp.cfg.DataDir); err != nil {
+			return err
+		}
 	}
 	t = cp.phase("apiserver ready", t)
 

@@ -15,11 +15,11 @@ import (
 	etcdembed "go.etcd.io/etcd/server/v3/embed"
 )
 
-// etcdServer is etcd hosted in this process, serving mutual TLS on the
-// namespace's loopback only.
 // etcdTickMs is etcd's heartbeat interval; its election timeout is ten.
 const etcdTickMs = 20
 
+// etcdServer is etcd hosted in this process, serving mutual TLS on the
+// namespace's loopback only.
 type etcdServer struct {
 	e    *etcdembed.Etcd
 	once sync.Once
@@ -28,7 +28,7 @@ type etcdServer struct {
 // checkEtcdData opens an existing etcd database read-only first: etcd itself
 // panics, in a goroutine nobody can recover, on a damaged one.
 func checkEtcdData(dir string) error {
-	db := filepath.Join(dir, "member", "snap", "db")
+	db := etcdDB(dir)
 	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -39,9 +39,12 @@ func checkEtcdData(dir string) error {
 	return b.Close()
 }
 
+// etcdDB is the database file of etcd's data dir dir.
+func etcdDB(dir string) string { return filepath.Join(dir, "member", "snap", "db") }
+
 // etcdHasData tells whether dir holds the database of an earlier run.
 func etcdHasData(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "member", "snap", "db"))
+	_, err := os.Stat(etcdDB(dir))
 	return err == nil
 }
 

@@ -73,11 +73,11 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	if err != nil {
 		return "", err
 	}
-	// Serving is enough to go on; the instance is ready only once the full
-	// /readyz passes too (below, after the node).
-	url := fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort)
+	// Serving is enough here: on a cold start the sandbox starts the
+	// controllers, awaited next, only once the full /readyz passes.
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", cfg.apiPort, embed.APIServingPath)
 	if err := poll(ctx, inst, 3*time.Minute, "the apiserver", func(ctx context.Context) error {
-		return embed.GetOK(ctx, client, url+embed.APIServingPath)
+		return embed.GetOK(ctx, client, url)
 	}); err != nil {
 		return "", err
 	}
@@ -98,14 +98,6 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	started := inst.Started().Truncate(time.Second)
 	if err := poll(ctx, inst, 3*time.Minute, "node "+node+" Ready", func(ctx context.Context) error {
 		return nodeReady(ctx, client, nodeURL, started)
-	}); err != nil {
-		return "", err
-	}
-	if err := poll(ctx, inst, 3*time.Minute, "the apiserver's bootstrap", func(ctx context.Context) error {
-		if embed.Bootstrapped(cfg.paths.DataDir) {
-			return nil // by an earlier run: its hooks only confirm the objects
-		}
-		return embed.GetOK(ctx, client, url+"/readyz")
 	}); err != nil {
 		return "", err
 	}

@@ -218,10 +218,7 @@ func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.S
 	if err := <-node; err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	if err != nil {
-		return err
-	}
-	return cp.AwaitBootstrap(ctx)
+	return err
 }
 
 // addonEnv is what the add-ons are started with, from the control plane.
