@@ -119,21 +119,22 @@ func (st *Stack) writeToGuest(mac tcpip.LinkAddress, from, to netip.Addr, icmp [
 // addresses and ports quoted (and it then reads ECONNREFUSED, as on the
 // host).
 func (st *Stack) portUnreachable(guest, dst netip.AddrPort) {
-	mac, ok := st.linkAddrOf(guest.Addr())
-	if !ok {
-		st.log.Debug("port unreachable not sent: the guest's link address is unknown", "guest", guest)
-		return
-	}
 	udp := header.UDP(make([]byte, header.UDPMinimumSize))
 	udp.Encode(&header.UDPFields{SrcPort: guest.Port(), DstPort: dst.Port(), Length: header.UDPMinimumSize})
-	st.sendUnreachable(mac, guest.Addr(), dst.Addr(), header.UDPProtocolNumber, header.ICMPv4PortUnreachable, udp)
+	st.sendUnreachable(guest.Addr(), dst.Addr(), header.UDPProtocolNumber, header.ICMPv4PortUnreachable, udp)
 }
 
-// sendUnreachable sends the guest (at mac) an ICMP destination unreachable
-// with code, from dst, about a packet it sent to dst with protocol proto:
-// the quote is that packet's IP header and the first 8 bytes of its payload
-// (lead).
-func (st *Stack) sendUnreachable(mac tcpip.LinkAddress, guest, dst netip.Addr, proto tcpip.TransportProtocolNumber, code header.ICMPv4Code, lead []byte) {
+// sendUnreachable sends the guest an ICMP destination unreachable with
+// code, from dst, about a packet it sent to dst with protocol proto: the
+// quote is that packet's IP header and the first 8 bytes of its payload
+// (lead). The guest's link address is the one the stack learnt (the guest
+// resolved the gateway's before it sent anything through it).
+func (st *Stack) sendUnreachable(guest, dst netip.Addr, proto tcpip.TransportProtocolNumber, code header.ICMPv4Code, lead []byte) {
+	mac, ok := st.linkAddrOf(guest)
+	if !ok {
+		st.log.Debug("icmp unreachable not sent: the guest's link address is unknown", "guest", guest)
+		return
+	}
 	quote := make([]byte, header.IPv4MinimumSize+len(lead))
 	ip := header.IPv4(quote)
 	ip.Encode(&header.IPv4Fields{

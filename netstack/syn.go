@@ -6,7 +6,6 @@ import (
 	"syscall"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -16,7 +15,6 @@ import (
 // or the guest's kernel ignores it, and gVisor's forwarder request does not
 // expose it.
 type syn struct {
-	mac  tcpip.LinkAddress // the guest's, from the frame
 	seq  uint32
 	seen time.Time
 }
@@ -42,9 +40,8 @@ func newSYNTable(limit int, maxAge time.Duration) *synTable {
 func (t *synTable) withSYNs(next func(stack.TransportEndpointID, *stack.PacketBuffer) bool) func(stack.TransportEndpointID, *stack.PacketBuffer) bool {
 	return func(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
 		h := header.TCP(pkt.TransportHeader().Slice())
-		eth := header.Ethernet(pkt.LinkHeader().Slice())
-		if len(h) >= header.TCPMinimumSize && h.Flags() == header.TCPFlagSyn && len(eth) >= header.EthernetMinimumSize {
-			t.note(id, syn{mac: eth.SourceAddress(), seq: h.SequenceNumber(), seen: time.Now()})
+		if len(h) >= header.TCPMinimumSize && h.Flags() == header.TCPFlagSyn {
+			t.note(id, syn{seq: h.SequenceNumber(), seen: time.Now()})
 		}
 		return next(id, pkt)
 	}
@@ -97,5 +94,5 @@ func (st *Stack) tcpUnreachable(id stack.TransportEndpointID, s syn, code header
 		DataOffset: header.TCPMinimumSize, Flags: header.TCPFlagSyn})
 	// RFC 792: the IP header and the first 8 bytes of the segment (ports and
 	// sequence number).
-	st.sendUnreachable(s.mac, guest, dst, header.TCPProtocolNumber, code, seg[:8])
+	st.sendUnreachable(guest, dst, header.TCPProtocolNumber, code, seg[:8])
 }

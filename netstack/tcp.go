@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -72,10 +71,8 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 // destination gets an ICMP unreachable where the SYN is known
 // (tcpUnreachable), else a reset.
 func answerFailedDial(err error) bool {
-	var ne net.Error
-	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) ||
-		errors.As(err, &ne) && ne.Timeout()
-	return !timedOut
+	var ne net.Error // the dial's deadline and the host's own ETIMEDOUT both say Timeout
+	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // relayTCP copies both directions with half-close until both are done.

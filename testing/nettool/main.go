@@ -144,8 +144,6 @@ func get(url string) error {
 	return err
 }
 
-// storm opens m connections to a black-holed address and, while they hang,
-// n echo connections to a healthy one; it reports how long the healthy ones took.
 // dial connects to addr within timeout and prints how it went (connected,
 // refused, host or net unreachable, or timeout) and after how long, in whole seconds.
 func dial(addr string, timeout time.Duration) {
@@ -216,6 +214,8 @@ func uprobe(addr string) {
 	fmt.Println("no answer")
 }
 
+// storm opens m connections to a black-holed address and, while they hang,
+// n echo connections to a healthy one; it reports how long the healthy ones took.
 func storm(healthy string, n int, blackhole string, m int) error {
 	for i := 0; i < m; i++ {
 		go net.DialTimeout("tcp", blackhole, time.Minute)
