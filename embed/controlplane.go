@@ -68,7 +68,7 @@ func New(cfg Config) *ControlPlane {
 // that arrive on Err.
 func (cp *ControlPlane) Start(ctx context.Context) error {
 	if err := cp.start(ctx); err != nil {
-		cp.Stop()
+		cp.Abort()
 		return err
 	}
 	return nil
@@ -243,7 +243,15 @@ func (cp *ControlPlane) Err() <-chan error { return cp.errc }
 
 // Stop stops the components in reverse start order: the kubelet, kube-proxy
 // and the control plane, then etcd, then containerd.
-func (cp *ControlPlane) Stop() {
+func (cp *ControlPlane) Stop() { cp.stop(false) }
+
+// Abort is Stop for a stop during the instance's start-up: every component
+// is still starting, whatever its health check said (the controller-manager
+// answers it while it builds its controllers for seconds more, without
+// looking at its context), and is left to the process's exit after 1 s.
+func (cp *ControlPlane) Abort() { cp.stop(true) }
+
+func (cp *ControlPlane) stop(starting bool) {
 	cp.stopKubelet()
 	cp.mu.Lock()
 	comps, etcd := cp.comps, cp.etcd
@@ -259,7 +267,7 @@ func (cp *ControlPlane) Stop() {
 		// is left to the process's exit after a short wait.
 		grace := 20 * time.Second
 		cp.mu.Lock()
-		if cp.state[r.name].State != "ready" {
+		if starting || cp.state[r.name].State != "ready" {
 			grace = time.Second
 		}
 		cp.mu.Unlock()

@@ -133,7 +133,9 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	if ctx.Err() == nil {
 		unwatch() // started or failed: any later stop is the orderly one
 	}
+	stopCP := cp.Stop
 	if err != nil && ctx.Err() != nil {
+		stopCP = cp.Abort
 		log.Info("stopped during start-up", "err", err)
 	} else if err != nil {
 		log.Error("start failed", "err", err)
@@ -147,7 +149,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	if adds != nil {
 		adds.Stop()
 	}
-	cp.Stop()
+	stopCP()
 	log.Info("sandbox stopped")
 	return code
 }
