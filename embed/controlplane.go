@@ -42,8 +42,10 @@ type ControlPlane struct {
 	// The node: containerd, the kubelet child and kube-proxy (a runner).
 	node        NodeConfig
 	snapshotter string
+	helpers     string // the embedded helpers' directory
 	ctrd        *containerdServer
 	kubelet     *childProc
+	holds       []<-chan struct{} // containerd's stop waits for these (HoldContainerd)
 
 	mu    sync.Mutex
 	comps []*runner

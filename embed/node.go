@@ -54,6 +54,7 @@ func (cp *ControlPlane) startContainerd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cp.helpers = bin
 	root := filepath.Join(nc.DataDir, "containerd")
 	snap, why := ProbeSnapshotter(root)
 	if snap == "" {
@@ -140,6 +141,9 @@ func linkRuntime(nc NodeConfig, helpers string) (string, error) {
 
 // Snapshotter is the snapshotter containerd uses (after StartContainerd).
 func (cp *ControlPlane) Snapshotter() string { return cp.snapshotter }
+
+// Helper is the path of an embedded helper program (after StartContainerd).
+func (cp *ControlPlane) Helper(name string) string { return filepath.Join(cp.helpers, name) }
 
 // StartNode starts the kubelet (a child process: `self _kubelet`) and
 // kube-proxy (in this process) once the control plane and containerd run.
@@ -252,7 +256,22 @@ func (cp *ControlPlane) stopKubelet() {
 	cp.logStopped(Kubelet, t)
 }
 
+// HoldContainerd makes containerd's stop wait for done: a client that
+// stops its own containers first (dockerd) and does so while the rest of
+// the instance stops.
+func (cp *ControlPlane) HoldContainerd(done <-chan struct{}) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.holds = append(cp.holds, done)
+}
+
 func (cp *ControlPlane) stopContainerd() {
+	cp.mu.Lock()
+	holds := cp.holds
+	cp.mu.Unlock()
+	for _, h := range holds {
+		<-h
+	}
 	if cp.ctrd == nil {
 		return
 	}
@@ -274,11 +293,16 @@ type childProc struct {
 // startChild runs `self role args…` with its output in logPath. It dies
 // with this process (PDEATHSIG).
 func startChild(self, role string, args []string, logPath string) (*childProc, error) {
+	return startProcess(role, exec.Command(self, append([]string{role}, args...)...), logPath)
+}
+
+// startProcess starts cmd (what names it in errors) with its output in
+// logPath, as its own process group; it dies with this process (PDEATHSIG).
+func startProcess(what string, cmd *exec.Cmd, logPath string) (*childProc, error) {
 	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("%s log: %w", role, err)
+		return nil, fmt.Errorf("%s log: %w", what, err)
 	}
-	cmd := exec.Command(self, append([]string{role}, args...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	p := &childProc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
@@ -299,7 +323,7 @@ func startChild(self, role string, args []string, logPath string) (*childProc, e
 	}()
 	if err := <-started; err != nil {
 		lf.Close()
-		return nil, fmt.Errorf("start %s: %w", role, err)
+		return nil, fmt.Errorf("start %s: %w", what, err)
 	}
 	return p, nil
 }

@@ -9,9 +9,13 @@ import (
 // Kubernetes API's port) or a Kubernetes object whose ports the cluster
 // publishes (a LoadBalancer Service, a pod's hostPort). They are not saved:
 // their owner sets them up again at every start, and only it removes them.
-// Owners are "api", "service/NAMESPACE/NAME" (a LoadBalancer Service's
-// ports) and "pod/NAMESPACE/NAME" (a pod's hostPorts).
-const OwnerAPI = "api"
+// Owners are "api", "docker" (`docker run -p`, through RootlessKit's port
+// API), "service/NAMESPACE/NAME" (a LoadBalancer Service's ports) and
+// "pod/NAMESPACE/NAME" (a pod's hostPorts).
+const (
+	OwnerAPI    = "api"
+	OwnerDocker = "docker"
+)
 
 // splitOwner reads "service/NS/NAME" and "pod/NS/NAME".
 func splitOwner(o string) (kind, ref string, ok bool) {
@@ -25,7 +29,7 @@ func splitOwner(o string) (kind, ref string, ok bool) {
 // ValidOwner reports whether o is an owner this package knows.
 func ValidOwner(o string) bool {
 	_, _, ok := splitOwner(o)
-	return ok || o == OwnerAPI
+	return ok || o == OwnerAPI || o == OwnerDocker
 }
 
 // Origin says in a word where f came from, as `forward --list` shows it:
@@ -37,6 +41,8 @@ func (f Forward) Origin() string {
 		return "user"
 	case f.Owner == OwnerAPI:
 		return "api"
+	case f.Owner == OwnerDocker:
+		return "docker"
 	case kind == "pod":
 		return "hostPort"
 	}
@@ -50,6 +56,8 @@ func (f Forward) Leads() string {
 	switch {
 	case f.Owner == OwnerAPI:
 		to = "Kubernetes API (cannot be removed)"
+	case f.Owner == OwnerDocker:
+		to = "a docker container's published port"
 	case kind == "service":
 		to = "LoadBalancer Service " + ref
 	case kind == "pod":
@@ -74,6 +82,8 @@ func describeOwner(owner string) string {
 	switch {
 	case owner == OwnerAPI:
 		return "is the Kubernetes API's port (`unetes run --api-port` moves it)"
+	case owner == OwnerDocker:
+		return "is published by docker (`docker run -p`; it goes with the container)"
 	case kind == "service":
 		return fmt.Sprintf("is published for LoadBalancer Service %s (change that Service's port or type, or delete it)", ref)
 	case kind == "pod":

@@ -111,13 +111,59 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		stop()
 		w.WriteHeader(http.StatusAccepted)
 	})
+	// dockerd's port API first: the sandbox waits for api.sock before it
+	// starts dockerd, which asks its own at once.
+	var docker io.Closer = closers{}
+	if cfg.docker {
+		var err error
+		if docker, err = serveDockerPorts(cfg, inst, d, fwd); err != nil {
+			return nil, err
+		}
+	}
 	l, err := listenPrivate(filepath.Join(cfg.paths.StateDir, apiSocketName))
+	if err != nil {
+		docker.Close()
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	return closers{srv, docker}, nil
+}
+
+// dockerPortsDirName holds dockerd's own RootlessKit API socket (its
+// ROOTLESSKIT_STATE_DIR): the ports it publishes there are docker's, not
+// saved and listed as such.
+const dockerPortsDirName = "docker-ports"
+
+func serveDockerPorts(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fwd *hostfwd.Manager) (io.Closer, error) {
+	dir := filepath.Join(cfg.paths.StateDir, dockerPortsDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ports, err := fwd.OwnedPorts(hostfwd.OwnerDocker)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	router.AddRoutes(mux, &router.Backend{StateDir: dir, ChildPID: inst.ChildPID(), NetworkDriver: d, PortDriver: ports})
+	l, err := listenPrivate(filepath.Join(dir, apiSocketName))
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	return srv, nil
+}
+
+// closers closes each in turn.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

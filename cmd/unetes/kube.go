@@ -215,6 +215,10 @@ func poll(ctx context.Context, inst *nsinit.Instance, d time.Duration, what stri
 		if err == nil {
 			return nil
 		}
+		var failed *componentFailedError
+		if errors.As(err, &failed) {
+			return err
+		}
 		select {
 		case <-inst.Done():
 			return fmt.Errorf("the instance exited while waiting for %s: %v%s", what, inst.Wait(), inst.ChildError())
@@ -241,6 +245,14 @@ func fetchComponents(ctx context.Context, stateDir string) ([]embed.ComponentSta
 	return sts, json.NewDecoder(resp.Body).Decode(&sts)
 }
 
+// componentFailedError is a component that failed to start: poll gives up
+// at once.
+type componentFailedError struct{ st embed.ComponentStatus }
+
+func (e *componentFailedError) Error() string {
+	return fmt.Sprintf("%s failed: %s", e.st.Name, e.st.Error)
+}
+
 // componentsReady passes when every named component is ready, and fails at
 // once when any component failed.
 func componentsReady(ctx context.Context, stateDir string, names ...string) error {
@@ -251,7 +263,7 @@ func componentsReady(ctx context.Context, stateDir string, names ...string) erro
 	ready := map[string]bool{}
 	for _, s := range sts {
 		if s.State == "failed" {
-			return fmt.Errorf("%s failed: %s", s.Name, s.Error)
+			return &componentFailedError{s}
 		}
 		ready[s.Name] = s.State == "ready"
 	}

@@ -30,18 +30,20 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"run":     {run: runRun, usage: "start an instance in the foreground"},
-	"exec":    {run: runExec, usage: "run a command inside a running instance"},
-	"forward": {run: runForward, usage: "forward a host port into a running instance; --list, --remove"},
-	"status":  {run: runStatus, usage: "show whether an instance runs, and how"},
-	"stop":    {run: runStop, usage: "stop a running instance"},
-	"doctor":  {run: runDoctor, usage: "check the host's prerequisites and print fixes"},
-	"kubectl": {run: runKubectl, usage: "kubectl, built in, for the instance (a leading --name N picks it)"},
-	"logs":    {run: runLogs, usage: "print a component's log"},
-	"reset":   {run: runReset, usage: "stop an instance and delete all its state and data"},
-	"ctr":     {run: runCtr, usage: "containerd's ctr, built in, for the instance (a leading --name N picks it)"},
-	"image":   {run: runImage, usage: "image load FILE...: import docker-save or OCI tarballs for pods"},
-	"version": {run: runVersion, usage: "print versions"},
+	"run":        {run: runRun, usage: "start an instance in the foreground"},
+	"exec":       {run: runExec, usage: "run a command inside a running instance"},
+	"forward":    {run: runForward, usage: "forward a host port into a running instance; --list, --remove"},
+	"status":     {run: runStatus, usage: "show whether an instance runs, and how"},
+	"stop":       {run: runStop, usage: "stop a running instance"},
+	"doctor":     {run: runDoctor, usage: "check the host's prerequisites and print fixes"},
+	"kubectl":    {run: runKubectl, usage: "kubectl, built in, for the instance (a leading --name N picks it)"},
+	"logs":       {run: runLogs, usage: "print a component's log"},
+	"reset":      {run: runReset, usage: "stop an instance and delete all its state and data"},
+	"ctr":        {run: runCtr, usage: "containerd's ctr, built in, for the instance (a leading --name N picks it)"},
+	"image":      {run: runImage, usage: "image load FILE...: import docker-save or OCI tarballs for pods"},
+	"docker":     {run: runDocker, usage: "the host's docker CLI, pointed at the instance (a leading --name N picks it)"},
+	"docker-env": {run: runDockerEnv, usage: "print export DOCKER_HOST=… for the instance's Docker API"},
+	"version":    {run: runVersion, usage: "print versions"},
 	// Process roles of the one binary.
 	"_child":   {run: runChild, hidden: true},
 	"_sandbox": {run: runSandbox, hidden: true},
@@ -87,7 +89,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].usage)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].usage)
 	}
 	fmt.Fprintln(w, "\nRun `unetes COMMAND -h` for the flags of a command.")
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/embed/addons"
 	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
@@ -48,6 +49,7 @@ type runConfig struct {
 	kubernetes bool
 	apiPort    int
 	disabled   []string          // add-ons turned off (--disable)
+	docker     bool              // dockerd runs (not --disable docker)
 	lbAddress  netip.Addr        // where LoadBalancer Services and hostPorts listen on the host
 	lbIngress  netip.Addr        // what their status says: lbAddress, or the host's address for 0.0.0.0
 	cgroup     nsinit.CgroupMode // decides whether pod limits are enforced
@@ -77,7 +79,7 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 		}
 		return runConfig{}, err
 	}
-	disabled, err := addons.ParseDisable(a.disable)
+	disabled, docker, err := parseDisable(a.disable)
 	if err != nil {
 		return runConfig{}, err
 	}
@@ -101,7 +103,27 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 		pub = append(pub, spec)
 	}
 	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort,
-		disabled: disabled, lbAddress: lb, lbIngress: ingress}, nil
+		disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress}, nil
+}
+
+// parseDisable splits `--disable` into the add-ons turned off and whether
+// docker still runs: docker is no add-on (it runs without Kubernetes too),
+// but is turned off the same way.
+func parseDisable(list string) (off []string, docker bool, err error) {
+	var rest []string
+	docker = true
+	for _, n := range strings.Split(list, ",") {
+		if strings.TrimSpace(n) == embed.Docker {
+			docker = false
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	off, err = addons.ParseDisable(strings.Join(rest, ","))
+	if err != nil {
+		return nil, false, fmt.Errorf("%w, or %s", err, embed.Docker)
+	}
+	return off, docker, nil
 }
 
 func runRun(args []string, stdout, stderr io.Writer) int {
@@ -110,7 +132,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	a.inst.register(fs)
 	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox, its NAT and forwards")
 	fs.IntVar(&a.apiPort, "api-port", 6443, "host port (on 127.0.0.1) of the Kubernetes API")
-	fs.StringVar(&a.disable, "disable", "", "add-ons not to run, comma-separated: "+strings.Join(addons.Names(), ", "))
+	fs.StringVar(&a.disable, "disable", "", "what not to run, comma-separated: the add-ons "+strings.Join(addons.Names(), ", ")+", and docker (the Docker Engine API)")
 	fs.StringVar(&a.lbAddress, "lb-address", "127.0.0.1", "host address that LoadBalancer Services and hostPorts are published on (0.0.0.0 for every address)")
 	fs.BoolVar(&a.allowHostLoopback, "allow-host-loopback", false, "let connections to the gateway 10.0.2.2 reach the host's 127.0.0.1")
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")

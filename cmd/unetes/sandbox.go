@@ -19,6 +19,7 @@ import (
 
 	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/embed/addons"
+	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/nsinit"
 	"k8s.io/klog/v2"
 )
@@ -29,12 +30,14 @@ const (
 	sandboxSocketName    = "sandbox.sock"
 	containerdSocketName = "containerd.sock"
 	snapshotterFileName  = "containerd.snapshotter"
+	dockerSocketName     = "docker.sock"
 )
 
 type sandboxArgs struct {
 	name              string
 	stateDir, dataDir string
 	kubernetes        bool
+	docker            bool
 	limitsEnforced    bool
 	cgroupRoot        string
 	nodeIP            string
@@ -55,6 +58,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.stateDir, "state-dir", "", "state dir of the instance")
 	fs.StringVar(&a.dataDir, "data-dir", "", "data dir of the instance")
 	fs.BoolVar(&a.kubernetes, "kubernetes", false, "run the control plane and the node")
+	fs.BoolVar(&a.docker, "docker", false, "run dockerd (the Docker Engine API) on the instance's containerd")
 	fs.BoolVar(&a.limitsEnforced, "limits-enforced", false, "cgroups are delegated: enforce pod limits")
 	fs.StringVar(&a.cgroupRoot, "cgroup-root", "", "with --limits-enforced: the delegated cgroup for the kubelet's pods")
 	fs.StringVar(&a.nodeIP, "node-ip", "10.0.2.100", "the namespace's address")
@@ -116,7 +120,11 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	if a.kubernetes {
 		adds = addons.New(disabled, log.With("component", "addons"))
 	}
-	status := serveStatus(a.stateDir, func() any { return componentStatus(cp, adds) })
+	var docker *embed.Dockerd
+	if a.docker {
+		docker = embed.NewDockerd(dockerConfig(cfg, a), log.With("component", "docker"))
+	}
+	status := serveStatus(a.stateDir, func() any { return componentStatus(cp, adds, docker) })
 	defer status.Close()
 	code := 0
 	// Stopped during start-up, a half-started component may not end on
@@ -129,7 +137,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 			os.Exit(0)
 		})
 	})
-	err = startComponents(ctx, cp, adds, nc, a, self)
+	err = startComponents(ctx, cp, adds, docker, nc, a, self)
 	if ctx.Err() == nil {
 		unwatch() // started or failed: any later stop is the orderly one
 	}
@@ -145,6 +153,13 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 		log.Info("components ready")
 		settleMemory(sandboxGCPercent)
 		code = superviseComponents(ctx, cp, adds, log)
+	}
+	if docker != nil {
+		// dockerd stops its containers (up to its shutdown timeout) while
+		// the rest stops; containerd, which they run on, waits for it.
+		stopped := make(chan struct{})
+		cp.HoldContainerd(stopped)
+		go func() { docker.Stop(); close(stopped) }()
 	}
 	if adds != nil {
 		adds.Stop()
@@ -178,25 +193,78 @@ func superviseComponents(ctx context.Context, cp *embed.ControlPlane, adds *addo
 	}
 }
 
-func componentStatus(cp *embed.ControlPlane, adds *addons.Set) []embed.ComponentStatus {
+func componentStatus(cp *embed.ControlPlane, adds *addons.Set, docker *embed.Dockerd) []embed.ComponentStatus {
 	sts := cp.Status()
+	if docker != nil {
+		sts = append(sts, docker.Status())
+	}
 	if adds != nil {
 		sts = append(sts, adds.Status()...)
 	}
 	return sts
 }
 
+// dockerConfig is where dockerd keeps its files and what it serves on.
+func dockerConfig(cfg embed.Config, a sandboxArgs) embed.DockerConfig {
+	return embed.DockerConfig{
+		Socket:         filepath.Join(a.stateDir, dockerSocketName),
+		DataRoot:       filepath.Join(a.dataDir, "docker"),
+		ExecRoot:       "/run/docker", // the namespace's own /run
+		ContainerdSock: filepath.Join(a.stateDir, containerdSocketName),
+		PortsDir:       filepath.Join(a.stateDir, dockerPortsDirName),
+		LogPath:        filepath.Join(cfg.LogDir(), "docker.log"),
+		PortIP:         a.lbAddress,
+		BeforeStart:    withdrawDockerPorts(a.stateDir),
+	}
+}
+
+// withdrawDockerPorts asks the parent to drop the ports docker published
+// (a dockerd that died leaves them), retrying while its API socket is not
+// up yet: the run process opens it as the sandbox starts.
+func withdrawDockerPorts(stateDir string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		p := apiPublisher{apiClient(stateDir)}
+		for {
+			err := p.Publish(ctx, hostfwd.OwnerDocker, nil)
+			if err == nil {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("withdraw docker's ports: %w", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
 // startComponents brings up containerd and, with Kubernetes, the control
 // plane (at the same time: neither needs the other), then the node and the
-// add-ons (again at the same time).
-func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.Set, nc embed.NodeConfig, a sandboxArgs, self string) error {
+// add-ons (again at the same time). dockerd starts once containerd runs,
+// beside the rest.
+func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.Set, docker *embed.Dockerd, nc embed.NodeConfig, a sandboxArgs, self string) error {
 	ctrd := make(chan error, 1)
+	dockerc := make(chan error, 1)
 	go func() {
 		err := cp.StartContainerd(ctx, nc)
 		if err == nil {
 			os.WriteFile(filepath.Join(a.stateDir, snapshotterFileName), []byte(cp.Snapshotter()), 0o600)
 		}
 		ctrd <- err
+		if err == nil && docker != nil {
+			err = docker.Start(ctx, cp.Helper(embed.DockerdHelper), cp.Snapshotter())
+		}
+		dockerc <- err
+	}()
+	// A failed dockerd is reported in its status, which fails the run's
+	// start-up (it waits for docker as for the add-ons); it does not end
+	// the sandbox.
+	defer func() {
+		if docker != nil {
+			<-dockerc
+		}
 	}()
 	var cpErr error
 	if a.kubernetes {

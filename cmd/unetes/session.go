@@ -94,8 +94,16 @@ func (s *session) prepareCgroup() []string {
 	} else {
 		fmt.Fprintf(s.stdout, "unetes: resource limits are NOT enforced on this host (%s); pods with limits run without them, and `kubectl top pod` has no figures (nothing measures a pod on its own). `unetes doctor` says how to delegate cgroups.\n", cgroupWhy(s.cfg.cgroup))
 	}
+	if s.cfg.docker {
+		fmt.Fprintln(s.stdout, dockerLimitsNote)
+	}
 	return args
 }
+
+// dockerLimitsNote says what becomes of `docker run --memory/--cpus`:
+// rootless dockerd applies cgroup limits only through systemd's cgroup
+// driver, and unetes runs without systemd.
+const dockerLimitsNote = "unetes: docker containers' resource limits (--memory, --cpus, --pids-limit) are NOT enforced: rootless dockerd applies them only through systemd, which unetes does not use; they are accepted and ignored"
 
 func (s *session) progress(phase string, took time.Duration) {
 	fmt.Fprintf(s.stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
@@ -126,8 +134,11 @@ func (s *session) startSandbox(ctx context.Context) error {
 			return err
 		}
 		s.progress("certs", time.Since(s.start))
-		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","),
-			"--lb-address", cfg.lbAddress.String(), "--lb-ingress", cfg.lbIngress.String())
+		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","), "--lb-ingress", cfg.lbIngress.String())
+	}
+	childArgs = append(childArgs, "--lb-address", cfg.lbAddress.String())
+	if cfg.docker {
+		childArgs = append(childArgs, "--docker")
 	}
 	childArgs = append(childArgs, s.prepareCgroup()...)
 	newPorts := func(stateDir string) (port.ParentDriver, error) {
@@ -182,6 +193,10 @@ func (s *session) bringUp(ctx context.Context, stop func()) (io.Closer, string, 
 			return nil, "", fmt.Errorf("%w (see `unetes logs --name %s containerd`)", err, s.cfg.name)
 		}
 		s.progress("containerd", time.Since(t))
+		if err := s.waitDocker(ctx); err != nil {
+			api.Close()
+			return nil, "", err
+		}
 		return api, "", nil
 	}
 	kubeconfig, err := bringUpKubernetes(ctx, s.cfg, s.inst, s.pki, s.progress)
@@ -192,7 +207,27 @@ func (s *session) bringUp(ctx context.Context, stop func()) (io.Closer, string, 
 		api.Close()
 		return nil, "", fmt.Errorf("%w (see `unetes logs --name %s child` and `... kubernetes`)", err, s.cfg.name)
 	}
+	if err := s.waitDocker(ctx); err != nil {
+		api.Close()
+		return nil, "", err
+	}
 	return api, kubeconfig, nil
+}
+
+// waitDocker waits for dockerd, which starts beside the rest once
+// containerd runs.
+func (s *session) waitDocker(ctx context.Context) error {
+	if !s.cfg.docker {
+		return nil
+	}
+	t := time.Now()
+	if err := poll(ctx, s.inst, 3*time.Minute, "docker", func(ctx context.Context) error {
+		return componentsReady(ctx, s.cfg.paths.StateDir, embed.Docker)
+	}); err != nil {
+		return fmt.Errorf("%w (see `unetes logs --name %s docker`; `unetes run --disable docker` runs without it)", err, s.cfg.name)
+	}
+	s.progress("docker", time.Since(t))
+	return nil
 }
 
 // followServices starts the saved forwards to Services and keeps them on
@@ -224,6 +259,9 @@ func (s *session) printReady(kubeconfig string) {
 	}
 	if kubeconfig != "" {
 		fmt.Fprintf(s.stdout, "unetes: Kubernetes API at https://127.0.0.1:%d; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiPort, kubeconfig, cfg.name)
+	}
+	if cfg.docker {
+		fmt.Fprintf(s.stdout, "unetes: Docker API at unix://%s; use it with\n  eval \"$(unetes docker-env --name %s)\"\n", filepath.Join(cfg.paths.StateDir, dockerSocketName), cfg.name)
 	}
 	fmt.Fprintf(s.stdout, "unetes: try `unetes exec --name %s -- ip addr`; stop with Ctrl-C or `unetes stop --name %s`\n", cfg.name, cfg.name)
 }

@@ -1,0 +1,87 @@
+package embed
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+)
+
+// Docker is the Docker Engine API component, as `unetes status`, `unetes
+// logs` and `run --disable` name it.
+const Docker = "docker"
+
+// DockerdHelper is the embedded helper that serves it: moby's dockerd, built
+// from moby's own module (its swarmkit cannot be linked beside this
+// Kubernetes; see DESIGN notes in the README).
+const DockerdHelper = "dockerd"
+
+// DockerNamespace is the containerd namespace dockerd keeps its images and
+// containers in: the CRI's own, so an image built or pulled with docker is
+// an image of the node's, and `unetes image load` images are docker's. The
+// two sides' containers stay apart: the CRI lists and recovers only
+// containers with its labels, dockerd only those in its own store.
+const DockerNamespace = "k8s.io"
+
+// DockerConfig is what dockerd is started with.
+type DockerConfig struct {
+	Dockerd        string // the helper binary
+	Socket         string // <state>/docker.sock: the Docker Engine API
+	DataRoot       string // <data>/docker: containers, volumes, networks, build cache
+	ExecRoot       string // per-run state, in the namespace's /run
+	ContainerdSock string // the instance's containerd
+	Snapshotter    string // the snapshotter containerd uses (overlayfs or native)
+	PortsDir       string // holds dockerd's RootlessKit API socket (api.sock), how it publishes ports
+	LogPath        string
+	PortIP         string // the host address `-p PORT:PORT` publishes on: 127.0.0.1
+	// BeforeStart runs before each start of dockerd: it withdraws the ports
+	// a dockerd that died had published, and waits for the port API.
+	BeforeStart func(context.Context) error
+}
+
+// DockerAPIMinVersion admits the stock clients of Debian 12: docker 20.10
+// speaks API 1.41 and docker-compose 1.29 asks for 1.38 (dockerd's own
+// default minimum is 1.40).
+const DockerAPIMinVersion = "1.24"
+
+// dockerShutdownTimeout is how long dockerd gives running containers to
+// stop at `unetes stop` before it kills them: the whole instance has 15 s.
+const dockerShutdownTimeout = 5
+
+// dockerDaemonJSON is dockerd's daemon.json. Pure.
+func dockerDaemonJSON(c DockerConfig) []byte {
+	conf := map[string]any{
+		"hosts":                        []string{"unix://" + c.Socket},
+		"data-root":                    c.DataRoot,
+		"exec-root":                    c.ExecRoot,
+		"pidfile":                      filepath.Join(c.ExecRoot, "dockerd.pid"),
+		"containerd":                   c.ContainerdSock,
+		"containerd-namespace":         DockerNamespace,
+		"containerd-plugins-namespace": "plugins.moby",
+		"features":                     map[string]bool{"containerd-snapshotter": true},
+		"storage-driver":               c.Snapshotter,
+		// `-p 8080:80` publishes on 127.0.0.1 like `unetes forward`;
+		// `-p 0.0.0.0:8080:80` asks for every address.
+		"ip": c.PortIP,
+		// Published ports reach containers by DNAT in the namespace; the
+		// host side is RootlessKit's port API (api.sock), which unetes serves.
+		"userland-proxy": false,
+		// Pods are forwarded too: dockerd must not set FORWARD's policy to DROP.
+		"ip-forward-no-drop": true,
+		"shutdown-timeout":   dockerShutdownTimeout,
+		"min-api-version":    DockerAPIMinVersion,
+		// The socket's group: root inside is the user outside.
+		"group": "root",
+	}
+	b, _ := json.MarshalIndent(conf, "", "  ")
+	return append(b, '\n')
+}
+
+// dockerdEnv is dockerd's environment beside the sandbox's own. Pure.
+func dockerdEnv(c DockerConfig) []string {
+	return []string{
+		// Rootless mode, and where RootlessKit's API is: dockerd publishes
+		// ports through it.
+		"ROOTLESSKIT_STATE_DIR=" + c.PortsDir,
+		"XDG_RUNTIME_DIR=" + filepath.Dir(c.ExecRoot),
+	}
+}

@@ -1,0 +1,249 @@
+package embed
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Dockerd runs dockerd as a supervised child: started after containerd,
+// restarted with backoff when it dies, stopped with SIGTERM then SIGKILL.
+// It is the one child besides the kubelet (and runc): dockerd rewires
+// process-wide logging, umask, tracing and signals, and its swarmkit
+// cannot be linked beside this Kubernetes.
+type Dockerd struct {
+	cfg DockerConfig
+	log *slog.Logger
+
+	mu       sync.Mutex
+	st       ComponentStatus
+	proc     *childProc
+	started  bool
+	stopping bool
+	quit     context.Context // done at Stop
+	stop     context.CancelFunc
+	done     chan struct{} // closed when the supervisor has returned
+}
+
+// dockerdReadyTimeout bounds a start: the first one over an empty data
+// root takes ~1 s, one with many containers to restore longer.
+const dockerdReadyTimeout = 60 * time.Second
+
+// dockerdStopGrace is dockerd's time to stop after SIGTERM: its own
+// containers' shutdown timeout and a little more.
+const dockerdStopGrace = (dockerShutdownTimeout + 3) * time.Second
+
+// Restart backoff: 1 s doubling to 30 s; a daemon that ran a minute starts
+// from 1 s again.
+const (
+	dockerdBackoffMin = time.Second
+	dockerdBackoffMax = 30 * time.Second
+	dockerdHealthyRun = time.Minute
+)
+
+// NewDockerd returns dockerd's supervisor, not started: its status says
+// "starting" until Start has its answer.
+func NewDockerd(cfg DockerConfig, log *slog.Logger) *Dockerd {
+	d := &Dockerd{cfg: cfg, log: log, done: make(chan struct{})}
+	d.quit, d.stop = context.WithCancel(context.Background())
+	d.set("starting", nil)
+	return d
+}
+
+// Start writes dockerd's configuration, starts it (the helper at path, on
+// containerd's snapshotter) and waits until it answers on its socket (made
+// 0600); then it supervises dockerd until Stop.
+func (d *Dockerd) Start(ctx context.Context, path, snapshotter string) error {
+	d.mu.Lock()
+	d.cfg.Dockerd, d.cfg.Snapshotter = path, snapshotter
+	d.started = true
+	d.mu.Unlock()
+	fail := func(p *childProc, err error) error {
+		d.set("failed", err)
+		if p != nil {
+			p.Stop(time.Second)
+		}
+		close(d.done)
+		return err
+	}
+	if err := d.prepare(); err != nil {
+		return fail(nil, err)
+	}
+	p, err := d.start(ctx)
+	if err != nil {
+		return fail(nil, err)
+	}
+	if err := d.waitReady(ctx, p); err != nil {
+		return fail(p, err)
+	}
+	d.set("ready", nil)
+	go d.supervise(p)
+	return nil
+}
+
+func (d *Dockerd) prepare() error {
+	for _, dir := range []string{d.cfg.DataRoot, d.cfg.ExecRoot} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("docker: %w", err)
+		}
+	}
+	// A socket left by a dockerd that was killed: dockerd refuses to
+	// listen over it.
+	os.Remove(d.cfg.Socket)
+	if err := writeFileAtomic(d.configPath(), dockerDaemonJSON(d.cfg), 0o600); err != nil {
+		return fmt.Errorf("docker: daemon.json: %w", err)
+	}
+	return nil
+}
+
+func (d *Dockerd) configPath() string { return filepath.Join(d.cfg.ExecRoot, "daemon.json") }
+
+func (d *Dockerd) start(ctx context.Context) (*childProc, error) {
+	if d.cfg.BeforeStart != nil {
+		if err := d.cfg.BeforeStart(ctx); err != nil {
+			return nil, fmt.Errorf("docker: %w", err)
+		}
+	}
+	cmd := exec.Command(d.cfg.Dockerd, "--config-file", d.configPath())
+	cmd.Env = append(os.Environ(), dockerdEnv(d.cfg)...)
+	p, err := startProcess(DockerdHelper, cmd, d.cfg.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.proc = p
+	d.mu.Unlock()
+	return p, nil
+}
+
+// waitReady polls GET /_ping on the socket until dockerd answers OK, it
+// exits, ctx ends or dockerdReadyTimeout passes; then makes the socket 0600.
+func (d *Dockerd) waitReady(ctx context.Context, p *childProc) error {
+	ctx, cancel := context.WithTimeout(ctx, dockerdReadyTimeout)
+	defer cancel()
+	c := unixHTTPClient(d.cfg.Socket)
+	defer c.CloseIdleConnections()
+	for {
+		if err := GetOK(ctx, c, "http://docker/_ping"); err == nil {
+			if err := os.Chmod(d.cfg.Socket, 0o600); err != nil {
+				return fmt.Errorf("docker: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("dockerd exited: %v (see %s)", p.err, d.cfg.LogPath)
+		case <-ctx.Done():
+			return fmt.Errorf("dockerd did not answer on %s: %w (see %s)", d.cfg.Socket, ctx.Err(), d.cfg.LogPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// supervise restarts dockerd whenever it exits until Stop.
+func (d *Dockerd) supervise(p *childProc) {
+	defer close(d.done)
+	backoff := dockerdBackoffMin
+	for {
+		began := time.Now()
+		select {
+		case <-d.quit.Done():
+			return
+		case <-p.done:
+		}
+		if d.isStopping() {
+			return
+		}
+		err := fmt.Errorf("dockerd exited: %v (see %s)", p.err, d.cfg.LogPath)
+		if time.Since(began) >= dockerdHealthyRun {
+			backoff = dockerdBackoffMin
+		}
+		d.set("restarting", err)
+		d.log.Warn("dockerd exited; restarting", "err", err, "in", backoff)
+		select {
+		case <-d.quit.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, dockerdBackoffMax)
+		os.Remove(d.cfg.Socket)
+		np, err := d.start(d.quit)
+		if err != nil {
+			d.set("restarting", err)
+			p = &childProc{done: closedChan(), err: err}
+			continue
+		}
+		p = np
+		if err := d.waitReady(d.quit, p); err != nil {
+			d.log.Warn("dockerd did not come back", "err", err)
+		} else {
+			d.set("ready", nil)
+			d.log.Info("dockerd is back")
+		}
+	}
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func (d *Dockerd) isStopping() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopping
+}
+
+// Stop stops dockerd (SIGTERM; SIGKILL after dockerdStopGrace) and its
+// supervisor. Its containers get dockerShutdownTimeout to stop.
+func (d *Dockerd) Stop() {
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		<-d.done
+		return
+	}
+	d.stopping = true
+	p, started := d.proc, d.started
+	d.stop()
+	d.mu.Unlock()
+	if p != nil {
+		p.Stop(dockerdStopGrace)
+	}
+	if started {
+		<-d.done
+	}
+	d.set("stopped", nil)
+}
+
+func (d *Dockerd) set(state string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st = ComponentStatus{Name: Docker, State: state, Since: time.Now()}
+	if err != nil {
+		d.st.Error = err.Error()
+	}
+}
+
+// Status reports dockerd's state.
+func (d *Dockerd) Status() ComponentStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st
+}
+
+// unixHTTPClient talks HTTP over the unix socket at path.
+func unixHTTPClient(path string) *http.Client {
+	var dialer net.Dialer
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, "unix", path)
+	}}, Timeout: 5 * time.Second}
+}
