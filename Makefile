@@ -48,7 +48,7 @@ NOSUBID_USER ?= unetes-nosubid
 # what the tests and benchmarks use (busybox-static, iperf3, slirp4netns, passt).
 RUN_PKGS  := uidmap iproute2 iptables nftables
 BUILD_PKGS := gcc libc6-dev libseccomp-dev pkg-config zstd
-TEST_PKGS := $(RUN_PKGS) $(BUILD_PKGS) busybox-static iperf3 slirp4netns passt socat util-linux procps
+TEST_PKGS := $(RUN_PKGS) $(BUILD_PKGS) busybox-static iperf3 slirp4netns passt socat util-linux procps docker.io docker-compose
 
 ROOT := $(shell id -u)
 

@@ -57,7 +57,6 @@ func dockerDaemonJSON(c DockerConfig) []byte {
 		"containerd":                   c.ContainerdSock,
 		"containerd-namespace":         DockerNamespace,
 		"containerd-plugins-namespace": "plugins.moby",
-		"features":                     map[string]bool{"containerd-snapshotter": true},
 		"storage-driver":               c.Snapshotter,
 		// `-p 8080:80` publishes on 127.0.0.1 like `unetes forward`;
 		// `-p 0.0.0.0:8080:80` asks for every address.

@@ -103,7 +103,9 @@ func (d *Dockerd) prepare() error {
 	return nil
 }
 
-func (d *Dockerd) configPath() string { return filepath.Join(d.cfg.ExecRoot, "daemon.json") }
+// configPath is dockerd's daemon.json, beside its socket in the state dir
+// (its command line then names the instance).
+func (d *Dockerd) configPath() string { return filepath.Join(filepath.Dir(d.cfg.Socket), "dockerd.json") }
 
 func (d *Dockerd) start(ctx context.Context) (*childProc, error) {
 	if d.cfg.BeforeStart != nil {
@@ -227,7 +229,7 @@ func (d *Dockerd) Stop() {
 func (d *Dockerd) set(state string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.st = ComponentStatus{Name: Docker, State: state, Since: time.Now()}
+	d.st = ComponentStatus{Name: Docker, State: state, Since: time.Now(), Note: "unix://" + d.cfg.Socket}
 	if err != nil {
 		d.st.Error = err.Error()
 	}

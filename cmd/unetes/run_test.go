@@ -49,6 +49,20 @@ func TestResolveRun(t *testing.T) {
 					t.Fatalf("add-ons %q", got)
 				}
 			}},
+		{name: "docker by default, with or without kubernetes", args: runArgs{noKubernetes: true, apiPort: 6443}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if !c.docker {
+					t.Fatalf("docker off: %+v", c)
+				}
+			}},
+		{name: "disable docker and an add-on", args: runArgs{apiPort: 6443, disable: "docker, dns"}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.docker || strings.Join(c.disabled, ",") != "dns" {
+					t.Fatalf("docker %v, add-ons off %v", c.docker, c.disabled)
+				}
+			}},
+		{name: "unknown name in --disable names docker too", args: runArgs{apiPort: 6443, disable: "dokker"}, rc: rc,
+			wantErr: `--disable: no add-on "dokker"; the add-ons are dns, storage, metrics, lb, or docker`},
 		{name: "no add-ons without kubernetes", args: runArgs{noKubernetes: true, apiPort: 6443}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
 				if len(c.addons()) != 0 {

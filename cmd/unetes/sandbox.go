@@ -197,6 +197,8 @@ func componentStatus(cp *embed.ControlPlane, adds *addons.Set, docker *embed.Doc
 	sts := cp.Status()
 	if docker != nil {
 		sts = append(sts, docker.Status())
+	} else {
+		sts = append(sts, embed.ComponentStatus{Name: embed.Docker, State: "disabled"})
 	}
 	if adds != nil {
 		sts = append(sts, adds.Status()...)

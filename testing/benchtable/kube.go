@@ -45,11 +45,11 @@ func (b *bench) kubeRows() {
 		if i > 0 {
 			b.stopAndReset(bin, inst)
 		}
-		off.add(b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics,lb"), instanceMemory(bare))
+		off.add(b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics,lb,docker"), instanceMemory(bare))
 		b.stopAndReset(bin, bare)
-		on.add(b.timeToReady(bin, inst, port, false, "--resolv-conf", resolv), instanceMemory(inst))
+		on.add(b.timeToReady(bin, inst, port, false, "--resolv-conf", resolv, "--disable", "docker"), instanceMemory(inst))
 	}
-	warm := b.timeToReady(bin, inst, port, true, "--resolv-conf", resolv)
+	warm := b.timeToReady(bin, inst, port, true, "--resolv-conf", resolv, "--disable", "docker")
 	fmt.Fprintf(w, "run -> /readyz, cold (median of %d)\t%s\t\t\n", *flagRuns, on.api())
 	fmt.Fprintf(w, "run -> ready, cold, add-ons off (median of %d)\t%s\t<= 5 s\tkind 12-17 s, minikube 25 s, kubeadm 24 s (rootful)\n", *flagRuns, off.ready())
 	fmt.Fprintf(w, "run -> ready, cold, add-ons on (median of %d)\t%s\t<= add-ons off + 0.5 s\t\n", *flagRuns, on.ready())
@@ -258,6 +258,8 @@ func instanceMemory(inst string) memory {
 			role = sandboxRole
 		case len(args) > 1 && string(args[1]) == "_kubelet":
 			role = "kubelet"
+		case filepath.Base(string(args[0])) == "dockerd":
+			role = dockerdRole
 		}
 		r, q := smaps(filepath.Join(filepath.Dir(p), "smaps_rollup"))
 		if _, ok := m.byRole[role]; !ok {

@@ -21,7 +21,7 @@ var (
 	flagUser     = flag.String("test-user", "unetes-test", "unprivileged user that runs the namespaces when run as root")
 	flagDuration = flag.Int("t", 5, "seconds per iperf3 run")
 	flagRuns     = flag.Int("runs", 3, "iperf3 runs per direction; the median is reported")
-	flagOnly     = flag.String("only", "", "run one table only: nat, forward or kube")
+	flagOnly     = flag.String("only", "", "run one table only: nat, forward, kube or docker")
 )
 
 // result is one row of the table.
@@ -40,8 +40,12 @@ func main() {
 		os.Exit(1)
 	}
 	defer b.cleanup()
-	if *flagOnly == "kube" {
+	switch *flagOnly {
+	case "kube":
 		b.kubeTable()
+		return
+	case "docker":
+		b.dockerTable()
 		return
 	}
 	fmt.Printf("NAT throughput, namespace <-> host %s, iperf3 -t %d, median of %d runs, MTU 65520, all in this run\n\n", b.hostIP, *flagDuration, *flagRuns)
@@ -62,6 +66,7 @@ func main() {
 
 	if *flagOnly == "" {
 		b.kubeTable()
+		b.dockerTable()
 	}
 }
 

@@ -49,7 +49,7 @@ func (b *bench) podRows(bin, inst string, port, n, few int, before memory) []pod
 	}
 	restart := func(replicas int) []podRow {
 		start := time.Now()
-		rt := b.timeToReady(bin, inst, port, true)
+		rt := b.timeToReady(bin, inst, port, true, "--disable", "docker")
 		return []podRow{
 			{fmt.Sprintf("run -> ready, warm, with %d pods", replicas+1), secs(rt.node, rt.err), "<= cold, empty"},
 			{fmt.Sprintf("run -> %d pods Running again, warm", replicas), wait(start, replicas), "ready + a few s"},

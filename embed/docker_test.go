@@ -1,0 +1,17 @@
+package embed
+
+import (
+	"testing"
+
+	goldenfile "github.com/unetes/unetes/embed/internal/golden"
+)
+
+func TestDockerDaemonJSONGolden(t *testing.T) {
+	c := DockerConfig{Socket: "/state/docker.sock", DataRoot: "/data/docker", ExecRoot: "/run/docker",
+		ContainerdSock: "/state/containerd.sock", Snapshotter: "overlayfs", PortsDir: "/state/docker-ports", PortIP: "127.0.0.1"}
+	goldenfile.Check(t, "dockerd", string(dockerDaemonJSON(c)))
+	env := dockerdEnv(c)
+	if len(env) != 2 || env[0] != "ROOTLESSKIT_STATE_DIR=/state/docker-ports" || env[1] != "XDG_RUNTIME_DIR=/run" {
+		t.Fatalf("dockerd env: %q", env)
+	}
+}

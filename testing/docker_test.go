@@ -1,0 +1,281 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The stock clients of Debian 12 (docker.io's CLI speaks API 1.41,
+// docker-compose 1.29 asks for 1.38): what users of this host run. (The
+// test image's wget, busybox-static's, crashes with -T: no timeouts here.)
+const (
+	dockerCLI     = "/usr/bin/docker"
+	dockerCompose = "/usr/bin/docker-compose"
+)
+
+// docker runs the docker CLI as the instance's user against its Docker API
+// (DOCKER_HOST from `unetes docker-env`).
+func (in *instance) docker(args ...string) (stdout, stderr string, code int) {
+	in.t.Helper()
+	return in.dockerTool(dockerCLI, "", args...)
+}
+
+func (in *instance) mustDocker(args ...string) string {
+	in.t.Helper()
+	out, errOut, code := in.docker(args...)
+	if code != 0 {
+		in.t.Fatalf("docker %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// dockerTool runs tool (docker or docker-compose) in dir with DOCKER_HOST.
+func (in *instance) dockerTool(tool, dir string, args ...string) (stdout, stderr string, code int) {
+	in.t.Helper()
+	env, errOut, c := in.u.unetes(in.t, "", "docker-env", "--name", in.name)
+	host, ok := strings.CutPrefix(strings.TrimSpace(env), "export DOCKER_HOST=")
+	if c != 0 || !ok {
+		in.t.Fatalf("unetes docker-env: exit %d, %q %q", c, env, errOut)
+	}
+	cmd := in.u.command(tool, args...)
+	cmd.Env = append(cmd.Env, "DOCKER_HOST="+host)
+	if dir != "" {
+		cmd.Dir = dir
+	}
+	var o, e syncBuffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		in.t.Fatalf("start %s: %v (make test installs docker.io and docker-compose)", tool, err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		in.t.Fatalf("%s %v did not finish in 3 minutes; stdout=%q stderr=%q", tool, args, o.String(), e.String())
+	}
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
+}
+
+// userDir makes a directory owned by u with files in it.
+func userDir(t *testing.T, u *testUser, files map[string]string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(work.dir, "docker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chownTree(t, dir, u)
+	return dir
+}
+
+// dockerdProcs lists u's dockerd processes.
+func dockerdProcs(uid int) []int { return procsOf(uid, "dockerd --config-file") }
+
+// serveCmd serves what file says over HTTP on port 80 of a container.
+func serveCmd(text string) []string {
+	return []string{"sh", "-c", "mkdir -p /www && echo " + text + " > /www/index.html && exec httpd -f -p 80 -h /www"}
+}
+
+func servesText(t *testing.T, port int, want string) {
+	t.Helper()
+	waitFor(t, 2*time.Minute, fmt.Sprintf("%q on 127.0.0.1:%d", want, port), func() bool {
+		out, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		return err == nil && out == want
+	})
+}
+
+func TestDockerEngineBesideKubernetes(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	name := newName()
+	in, apiPort := startKube(t, u, name)
+	if !strings.Contains(in.out.String(), "docker-env --name "+name) {
+		t.Fatalf("run does not say how to reach the Docker API:\n%s", in.out.String())
+	}
+	sock := filepath.Join(in.stateDir(), "docker.sock")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("docker.sock: %v, mode %v (want 0600)", err, fi.Mode())
+	}
+
+	// The stock CLI and its API version; `unetes image load` images are docker's.
+	if v := in.mustDocker("version", "--format", "{{.Client.APIVersion}} {{.Server.MinAPIVersion}}"); !strings.HasPrefix(v, "1.41 ") {
+		t.Fatalf("docker version: %q", v)
+	}
+	if info := in.mustDocker("info", "--format", "{{.SecurityOptions}} {{.Driver}}"); !strings.Contains(info, "rootless") {
+		t.Fatalf("docker info: not rootless: %q", info)
+	}
+	if imgs := in.mustDocker("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(imgs, testImage) {
+		t.Fatalf("the image loaded for pods is not in docker images:\n%s", imgs)
+	}
+	if out := in.mustDocker("run", "--rm", testImage, "id", "-u"); strings.TrimSpace(out) != "0" {
+		t.Fatalf("id -u in a container: %q", out)
+	}
+	host := hostHTTPServer(t, hostIP(t).String()+":0")
+	if out := in.mustDocker("run", "--rm", testImage, "wget", "-qO-", "http://"+host+"/"); strings.TrimSpace(out) != "host-says-hi" {
+		t.Fatalf("a container to the host through the NAT: %q", out)
+	}
+
+	// -p publishes on the host's 127.0.0.1 (only), listed as docker's;
+	// removing the container closes it.
+	p := freePort(t, "tcp")
+	in.mustDocker(append([]string{"run", "-d", "--name", "web", "-p", fmt.Sprintf("%d:80", p), testImage}, serveCmd("hello-from-docker")...)...)
+	servesText(t, p, "hello-from-docker")
+	if l, _, _ := in.forward("--list"); !regexpLine(l, fmt.Sprintf(`^127\.0\.0\.1\s+%d\s+%d\s+tcp\s+docker\s`, p, p)) {
+		t.Fatalf("forward --list does not show docker's port %d:\n%s", p, l)
+	}
+	if _, errOut, code := in.forward("--remove", fmt.Sprintf("127.0.0.1:%d", p)); code == 0 || !strings.Contains(errOut, "docker") {
+		t.Fatalf("forward --remove of docker's port: exit %d, %q", code, errOut)
+	}
+	if _, err := httpGet(fmt.Sprintf("http://%s:%d/", hostIP(t), p)); err == nil {
+		t.Fatalf("-p %d:80 answered on the host's address, not only on 127.0.0.1", p)
+	}
+	in.mustDocker("rm", "-f", "web")
+	waitFor(t, 30*time.Second, fmt.Sprintf("port %d closed after docker rm", p), func() bool {
+		_, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", p))
+		return err != nil
+	})
+
+	// docker build (RUN and COPY), run the result, then a pod runs that
+	// same image with no load step.
+	ctx := userDir(t, u, map[string]string{
+		"Dockerfile":   "FROM " + testImage + "\nRUN echo built-by-run > /built.txt\nCOPY greeting.txt /greeting.txt\nCMD [\"cat\", \"/built.txt\", \"/greeting.txt\"]\n",
+		"greeting.txt": "copied-by-copy\n",
+	})
+	const app = "localhost/e2e-app:1"
+	in.mustDocker("build", "-t", app, ctx)
+	if out := in.mustDocker("run", "--rm", app); out != "built-by-run\ncopied-by-copy\n" {
+		t.Fatalf("the built image printed %q", out)
+	}
+	if _, errOut, code := in.apply(`apiVersion: v1
+kind: Pod
+metadata: {name: built}
+spec:
+  restartPolicy: Never
+  containers: [{name: c, image: ` + app + `, imagePullPolicy: Never}]
+`); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	if out, errOut, code := in.kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/built", "--timeout=120s"); code != 0 {
+		ev, _, _ := in.kubectl("describe", "pod", "built")
+		t.Fatalf("the pod of the docker-built image did not succeed: %s %s\n%s", out, errOut, ev)
+	}
+	if logs := in.mustKubectl("logs", "built"); logs != "built-by-run\ncopied-by-copy\n" {
+		t.Fatalf("the pod of the docker-built image printed %q", logs)
+	}
+
+	// docker-compose: two services that talk by name, then down.
+	proj := userDir(t, u, map[string]string{"docker-compose.yml": `version: "3.8"
+services:
+  web:
+    image: ` + testImage + `
+    command: ["sh", "-c", "mkdir -p /www && echo from-web > /www/index.html && exec httpd -f -p 80 -h /www"]
+  client:
+    image: ` + testImage + `
+    command: ["sh", "-c", "until wget -qO- http://web/; do sleep 0.2; done; exec sleep 3600"]
+    depends_on: [web]
+`})
+	if out, errOut, code := in.dockerTool(dockerCompose, proj, "-p", "e2e", "up", "-d"); code != 0 {
+		t.Fatalf("docker-compose up: %d\n%s\n%s", code, out, errOut)
+	}
+	waitFor(t, time.Minute, "the compose client reaching web by name", func() bool {
+		out, _, _ := in.dockerTool(dockerCompose, proj, "-p", "e2e", "logs", "client")
+		return strings.Contains(out, "from-web")
+	})
+	if out, errOut, code := in.dockerTool(dockerCompose, proj, "-p", "e2e", "down"); code != 0 {
+		t.Fatalf("docker-compose down: %d\n%s\n%s", code, out, errOut)
+	}
+	if ps := in.mustDocker("ps", "-a", "--format", "{{.Names}}"); strings.Contains(ps, "e2e_") {
+		t.Fatalf("containers left after docker-compose down:\n%s", ps)
+	}
+	if nets := in.mustDocker("network", "ls", "--format", "{{.Name}}"); strings.Contains(nets, "e2e_default") {
+		t.Fatalf("network left after docker-compose down:\n%s", nets)
+	}
+
+	// A restarting container with a named volume and a published port;
+	// each side's tools see only their own containers.
+	q := freePort(t, "tcp")
+	in.mustDocker("run", "--rm", "-v", "keepvol:/www", testImage, "sh", "-c", "echo kept-in-volume > /www/index.html")
+	in.mustDocker("run", "-d", "--restart", "always", "--name", "keep", "-p", fmt.Sprintf("%d:80", q), "-v", "keepvol:/www", testImage, "httpd", "-f", "-p", "80", "-h", "/www")
+	servesText(t, q, "kept-in-volume")
+	if ps := in.mustDocker("ps", "-a", "--format", "{{.Names}}"); strings.TrimSpace(ps) != "keep" {
+		t.Fatalf("docker ps lists more than docker's container (pods?):\n%s", ps)
+	}
+	if pods := in.mustKubectl("get", "pods", "-A", "-o", "name"); strings.Contains(pods, "keep") {
+		t.Fatalf("kubectl lists docker's container:\n%s", pods)
+	}
+
+	in.stop()
+	if left := append(dockerdProcs(u.uid), containerProcs(u.uid)...); len(left) > 0 {
+		t.Fatalf("processes left after stop:\n%s", describe(left))
+	}
+	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort)})
+	servesText(t, q, "kept-in-volume")
+	if ps := again.mustDocker("ps", "--format", "{{.Names}} {{.Status}}"); !strings.HasPrefix(ps, "keep Up") {
+		t.Fatalf("the --restart always container after stop/run: %q", ps)
+	}
+	if out := again.mustKubectl("get", "pod", "built", "-o", "jsonpath={.status.phase}"); out != "Succeeded" {
+		t.Fatalf("the pod after stop/run: %q", out)
+	}
+
+	// SIGKILL of run: nothing is left, dockerd and containers included.
+	if err := again.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-again.done
+	waitFor(t, 15*time.Second, "no process of the instance", func() bool {
+		return len(procsOf(u.uid, name)) == 0 && len(dockerdProcs(u.uid)) == 0 && len(containerProcs(u.uid)) == 0
+	})
+}
+
+// Docker alone (no Kubernetes), like Usernetes' `run.sh dockerd`, and
+// --disable docker.
+func TestDockerWithoutKubernetesAndDisabled(t *testing.T) {
+	u := asUser(t, *flagTestUser)
+	name := newName()
+	in := startInstanceNamed(t, u, name)
+	tarball := dockerSaveImage(t, testImage)
+	if out, errOut, code := in.docker("load", "-i", tarball); code != 0 {
+		t.Fatalf("docker load: %d %s %s", code, out, errOut)
+	}
+	if out := in.mustDocker("run", "--rm", testImage, "echo", "docker-only"); out != "docker-only\n" {
+		t.Fatalf("docker run without Kubernetes: %q", out)
+	}
+	st, _, _ := u.unetes(t, "", "status", "--name", name)
+	if !regexpLine(st, `^\s+docker\s+ready`) {
+		t.Fatalf("status does not list docker as ready:\n%s", st)
+	}
+	if l, _, code := u.unetes(t, "", "logs", "--name", name, "docker"); code != 0 || !strings.Contains(l, "API listen on") {
+		t.Fatalf("unetes logs docker: %d\n%s", code, l)
+	}
+	in.stop()
+
+	off := startInstanceNamed(t, u, name, "--disable", "docker")
+	if _, err := os.Stat(filepath.Join(off.stateDir(), "docker.sock")); !os.IsNotExist(err) {
+		t.Fatalf("docker.sock with --disable docker: %v", err)
+	}
+	if p := dockerdProcs(u.uid); len(p) > 0 {
+		t.Fatalf("dockerd runs with --disable docker:\n%s", describe(p))
+	}
+	if out, errOut, code := u.unetes(t, "", "docker-env", "--name", name); code == 0 || !strings.Contains(errOut, "--disable docker") {
+		t.Fatalf("docker-env with --disable docker: exit %d, %q %q", code, out, errOut)
+	}
+	if st, _, _ := u.unetes(t, "", "status", "--name", name); !regexpLine(st, `^\s+docker\s+disabled \(--disable docker\)`) {
+		t.Fatalf("status does not say docker is disabled:\n%s", st)
+	}
+	if _, errOut, code := u.unetes(t, "", "run", "--name", newName(), "--no-kubernetes", "--disable", "dokker"); code != 2 && (code == 0 || !strings.Contains(errOut, "docker")) {
+		t.Fatalf("run --disable dokker: exit %d, %q", code, errOut)
+	}
+}
