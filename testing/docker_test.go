@@ -260,6 +260,31 @@ func TestDockerWithoutKubernetesAndDisabled(t *testing.T) {
 	if l, _, code := u.unetes(t, "", "logs", "--name", name, "docker"); code != 0 || !strings.Contains(l, "API listen on") {
 		t.Fatalf("unetes logs docker: %d\n%s", code, l)
 	}
+
+	// dockerd killed: the sandbox starts it again, and the container with
+	// a restart policy serves on its published port again.
+	p := freePort(t, "tcp")
+	in.mustDocker(append([]string{"run", "-d", "--restart", "always", "-p", fmt.Sprintf("%d:80", p), testImage}, serveCmd("outlived-dockerd")...)...)
+	servesText(t, p, "outlived-dockerd")
+	pids := dockerdProcs(u.uid)
+	if len(pids) != 1 {
+		t.Fatalf("want one dockerd, got:\n%s", describe(pids))
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a new dockerd", func() bool {
+		now := dockerdProcs(u.uid)
+		return len(now) == 1 && now[0] != pids[0]
+	})
+	waitFor(t, time.Minute, "docker ready again", func() bool {
+		st, _, _ := u.unetes(t, "", "status", "--name", name)
+		return regexpLine(st, `^\s+docker\s+ready`)
+	})
+	servesText(t, p, "outlived-dockerd")
+	if l, _, _ := in.forward("--list"); strings.Count(l, fmt.Sprintf(" %d ", p)) != 2 { // host port and target port, once
+		t.Fatalf("docker's port %d after dockerd's restart:\n%s", p, l)
+	}
 	in.stop()
 
 	off := startInstanceNamed(t, u, name, "--disable", "docker")
