@@ -68,14 +68,14 @@ func (b *bench) dockerTable() {
 		return
 	}
 	dockerRun := b.medianTime(func() error {
-		return b.run(b.dockerCmd(host, "run", "--rm", image, "true"))
+		return b.run(b.dockerCmd(host, "run", "--rm", image, "id"))
 	})
 	n := 0
 	ctrRun := b.medianTime(func() error {
 		n++
-		return b.run(exec.Command(bin, "ctr", "--name", inst, "-n", "k8s.io", "run", "--rm", image, fmt.Sprintf("bench-%d", n), "true"))
+		return b.run(exec.Command(bin, "ctr", "--name", inst, "-n", "k8s.io", "run", "--rm", image, fmt.Sprintf("bench-%d", n), "id"))
 	})
-	fmt.Fprintf(w, "docker run --rm IMAGE true (median of %d)\t%s\t\tunetes ctr run --rm, same image: %s\n", dockerRepeats, dockerRun, ctrRun)
+	fmt.Fprintf(w, "docker run --rm IMAGE id (median of %d)\t%s\t\tunetes ctr run --rm, same image: %s\n", dockerRepeats, dockerRun, ctrRun)
 	ctx, err := b.buildContext(image)
 	if err != nil {
 		fmt.Fprintf(w, "docker build\tfailed: %v\t\t\n", err)
