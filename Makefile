@@ -13,9 +13,10 @@ K8S     := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes 2>/dev/null
 CONTAINERD := $(shell $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2 2>/dev/null)
 RUNC_VERSION := v1.5.3
 CNI_VERSION  := v1.10.0
-# Moby (dockerd), built from its own module: its swarmkit needs etcd's raft
-# 3.6, which cannot be linked beside this Kubernetes (moby/swarmkit#3240).
-MOBY_VERSION := v2.0.0-beta.24
+# Moby (dockerd), built in its own module (cmd/dockerd, which pins this
+# version): its swarmkit needs etcd's raft 3.6, which cannot be linked beside
+# this Kubernetes (moby/swarmkit#3240).
+MOBY_VERSION := $(shell cd cmd/dockerd && $(GO) list -m -f '{{.Version}}' github.com/moby/moby/v2 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.gvisorVersion=$(GVISOR) -X main.rkVersion=$(RK) \
 	-X main.containerdVersion=$(CONTAINERD) -X main.runcVersion=$(RUNC_VERSION) -X main.cniVersion=$(CNI_VERSION) \
 	-X k8s.io/component-base/version.gitVersion=$(K8S) -X k8s.io/component-base/version.gitMajor=$(word 2,$(subst ., ,$(subst v,v ,$(K8S)))) \
@@ -31,7 +32,6 @@ HELPERS     := embed/helpers
 HELPERS_STAMP := $(HELPERS)/.built-runc-$(RUNC_VERSION)-cni-$(CNI_VERSION)
 CNI_PLUGINS := main/bridge ipam/host-local main/loopback meta/portmap
 HELPER_NAMES := runc runc-wrapper containerd-shim-runc-v2 bridge host-local loopback portmap pause dockerd
-DOCKERD_STAMP := $(HELPERS)/.built-dockerd-$(MOBY_VERSION)
 # dockerd uses the instance's containerd (no embedded one) and its
 # snapshotters (no graph drivers of its own for btrfs or zfs).
 DOCKERD_TAGS := no_embedded_containerd exclude_graphdriver_btrfs exclude_graphdriver_zfs netgo osusergo
@@ -71,16 +71,17 @@ $(HELPERS_STAMP): | build-deps
 $(HELPERS)/containerd-shim-runc-v2: go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
-$(DOCKERD_STAMP):
-	CGO_ENABLED=0 GOBIN=$(CURDIR)/$(HELPERS) $(GO) install -trimpath -tags '$(DOCKERD_TAGS)' \
+# cmd/dockerd is its own module (moby's daemon runner plus unetes' memory
+# settling); its go.mod pins moby.
+$(HELPERS)/dockerd: cmd/dockerd/go.mod cmd/dockerd/go.sum $(wildcard cmd/dockerd/*.go)
+	cd cmd/dockerd && CGO_ENABLED=0 $(GO) build -trimpath -tags '$(DOCKERD_TAGS)' \
 	  -ldflags '-s -w -X github.com/moby/moby/v2/dockerversion.Version=$(MOBY_VERSION) -X github.com/moby/moby/v2/dockerversion.GitCommit=$(MOBY_VERSION)' \
-	  github.com/moby/moby/v2/cmd/dockerd@$(MOBY_VERSION)
-	rm -f $(HELPERS)/.built-dockerd-*; touch $@
+	  -o $(CURDIR)/$@ .
 
 $(HELPERS)/runc-wrapper: cmd/runcwrap/main.go
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/runcwrap
 
-$(PAYLOAD)/helpers.sum: $(HELPERS_STAMP) $(DOCKERD_STAMP) $(HELPERS)/pause $(HELPERS)/containerd-shim-runc-v2 $(HELPERS)/runc-wrapper
+$(PAYLOAD)/helpers.sum: $(HELPERS_STAMP) $(HELPERS)/dockerd $(HELPERS)/pause $(HELPERS)/containerd-shim-runc-v2 $(HELPERS)/runc-wrapper
 	tar -C $(HELPERS) --owner=0 --group=0 --numeric-owner --mtime=@0 -cf $(PAYLOAD)/helpers.tar $(HELPER_NAMES)
 	zstd -q -f -19 --long -T0 --rm $(PAYLOAD)/helpers.tar -o $(PAYLOAD)/helpers.tar.zst
 	cd $(HELPERS) && sha256sum $(HELPER_NAMES) > $(CURDIR)/$@.tmp

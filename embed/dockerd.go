@@ -84,29 +84,8 @@ func (d *Dockerd) Start(ctx context.Context, path, snapshotter string) error {
 		return fail(p, err)
 	}
 	d.set("ready", nil)
-	d.settleLater(p)
 	go d.supervise(p)
 	return nil
-}
-
-// dockerdSettleDelays are when a ready dockerd's executable pages are paged
-// out, as unetes' own roles drop theirs: once its start-up is over, and
-// again when a slow one (many containers to restore) is.
-var dockerdSettleDelays = []time.Duration{10 * time.Second, 60 * time.Second}
-
-func (d *Dockerd) settleLater(p *childProc) {
-	for _, delay := range dockerdSettleDelays {
-		time.AfterFunc(delay, func() {
-			select {
-			case <-p.done:
-				return
-			default:
-			}
-			if err := pageOutExecutable(p.cmd.Process.Pid); err != nil {
-				d.log.Debug("dockerd's executable pages stay mapped", "err", err)
-			}
-		})
-	}
 }
 
 func (d *Dockerd) prepare() error {
@@ -210,7 +189,6 @@ func (d *Dockerd) supervise(p *childProc) {
 			d.log.Warn("dockerd did not come back", "err", err)
 		} else {
 			d.set("ready", nil)
-			d.settleLater(p)
 			d.log.Info("dockerd is back")
 		}
 	}

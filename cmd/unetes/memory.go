@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
-
-	"github.com/unetes/unetes/embed"
 )
 
 // Memory after start-up. Every role of the one binary runs the initialisers
@@ -59,8 +60,39 @@ func settleMemoryLater() {
 // mapping that was never written only drops the page-table entries; the
 // next access maps the page again from the page cache. Best effort.
 func dropExecutablePages() {
-	spans, _ := embed.ExecutableSpans(0)
-	for _, s := range spans {
-		syscall.Syscall(syscall.SYS_MADVISE, s.Start, s.End-s.Start, syscall.MADV_DONTNEED)
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
+		return
 	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		start, end, ok := readOnlyMapping(sc.Text(), st.Ino)
+		if ok {
+			syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_DONTNEED)
+		}
+	}
+}
+
+// readOnlyMapping parses a /proc/PID/maps line and reports the range of a
+// private mapping of inode ino that cannot be written.
+func readOnlyMapping(line string, ino uint64) (start, end uintptr, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 6 || strings.ContainsAny(f[1], "ws") || f[4] != strconv.FormatUint(ino, 10) {
+		return 0, 0, false
+	}
+	lo, hi, found := strings.Cut(f[0], "-")
+	if !found {
+		return 0, 0, false
+	}
+	s, err1 := strconv.ParseUint(lo, 16, 64)
+	e, err2 := strconv.ParseUint(hi, 16, 64)
+	if err1 != nil || err2 != nil || e <= s {
+		return 0, 0, false
+	}
+	return uintptr(s), uintptr(e), true
 }
