@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,12 +21,19 @@ const (
 	defaultGuest   = "10.0.2.100"
 	defaultGateway = "10.0.2.2"
 	defaultDNS     = "10.0.2.3"
+	// IPv6, when the host has it: a ULA prefix (RFC 4193) with the same
+	// host numbers. slirp4netns' fd00::/64 is left alone: it is a common
+	// prefix of hosts' own networks (the CI host's among them).
+	defaultSubnet6  = "fd75:6e65:7465::/64"
+	defaultGuest6   = "fd75:6e65:7465::100"
+	defaultGateway6 = "fd75:6e65:7465::2"
 )
 
 // Args are the user's choices, as given on the command line.
 type Args struct {
 	MTU               int  // 0 means DefaultMTU
 	AllowHostLoopback bool // let the gateway address reach the host's 127.0.0.1
+	HostIPv6          bool // the host has IPv6 connectivity (HostHasIPv6): the namespace gets it too
 }
 
 // Config is the resolved configuration of the NAT.
@@ -35,6 +43,11 @@ type Config struct {
 	Guest             netip.Addr // address of the namespace's interface
 	Gateway           netip.Addr // address of the NAT, default route of the namespace
 	DNS               netip.Addr // DNS relay address
+	// IPv6, where the host has it (else invalid): the namespace's address
+	// in Subnet6 and its default route via Gateway6. DNS stays the IPv4
+	// relay, which answers AAAA queries too.
+	Subnet6           netip.Prefix
+	Guest6, Gateway6  netip.Addr
 	AllowHostLoopback bool
 	DNSUpstreams      []netip.AddrPort // host resolvers, in order
 	ConnectTimeout    time.Duration    // outbound TCP dial timeout
@@ -64,6 +77,11 @@ func Resolve(a Args, resolvConf []byte) (Config, error) {
 		UDPIdleTimeout:    60 * time.Second,
 		DNSTimeout:        2 * time.Second,
 		MaxInFlight:       4096,
+	}
+	if a.HostIPv6 {
+		c.Subnet6 = netip.MustParsePrefix(defaultSubnet6)
+		c.Guest6 = netip.MustParseAddr(defaultGuest6)
+		c.Gateway6 = netip.MustParseAddr(defaultGateway6)
 	}
 	if c.MTU == 0 {
 		c.MTU = DefaultMTU
@@ -100,4 +118,23 @@ func ParseResolvConf(b []byte) ([]netip.AddrPort, error) {
 		return nil, ErrNoResolvers
 	}
 	return out, nil
+}
+
+// HostHasIPv6 reports whether the host has IPv6 connectivity, from the content of
+// its /proc/net/ipv6_route: a default route (::/0) on an interface other than
+// lo that is not a reject route. Pure.
+func HostHasIPv6(ipv6Route []byte) bool {
+	const rtfReject = 0x200
+	for _, line := range strings.Split(string(ipv6Route), "\n") {
+		// dst plen src plen nexthop metric refcnt use flags iface
+		f := strings.Fields(line)
+		if len(f) != 10 || f[0] != strings.Repeat("0", 32) || f[1] != "00" || f[9] == "lo" {
+			continue
+		}
+		flags, err := strconv.ParseUint(f[8], 16, 32)
+		if err == nil && flags&rtfReject == 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -76,6 +76,8 @@ func TestParseResolvConf(t *testing.T) {
 func TestRoute(t *testing.T) {
 	closed, _ := Resolve(Args{}, []byte("nameserver 192.0.2.53"))
 	open, _ := Resolve(Args{AllowHostLoopback: true}, []byte("nameserver 192.0.2.53"))
+	v6, _ := Resolve(Args{HostIPv6: true}, []byte("nameserver 192.0.2.53"))
+	v6open, _ := Resolve(Args{HostIPv6: true, AllowHostLoopback: true}, []byte("nameserver 192.0.2.53"))
 	for _, tc := range []struct {
 		name    string
 		cfg     Config
@@ -95,6 +97,15 @@ func TestRoute(t *testing.T) {
 		{"multicast refused", closed, "224.0.0.251:5353", Refuse, ""},
 		{"broadcast refused", closed, "255.255.255.255:67", Refuse, ""},
 		{"link-local refused", closed, "169.254.169.254:80", Refuse, ""},
+		{"ipv6 refused where the host has none", closed, "[2001:db8::1]:443", Refuse, ""},
+		{"ipv6 forwarded where the host has it", v6, "[2001:db8::1]:443", Forward, "[2001:db8::1]:443"},
+		{"ipv6 host subnet forwarded", v6, "[fd00::2]:80", Forward, "[fd00::2]:80"},
+		{"ipv6 gateway refused by default", v6, "[fd75:6e65:7465::2]:22", Refuse, ""},
+		{"ipv6 gateway to host loopback when allowed", v6open, "[fd75:6e65:7465::2]:22", Forward, "[::1]:22"},
+		{"ipv6 own subnet refused", v6, "[fd75:6e65:7465::50]:80", Refuse, ""},
+		{"ipv6 loopback refused", v6open, "[::1]:80", Refuse, ""},
+		{"ipv6 link-local refused", v6, "[fe80::1]:80", Refuse, ""},
+		{"ipv6 multicast refused", v6, "[ff02::fb]:5353", Refuse, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, target := tc.cfg.Route(netip.MustParseAddrPort(tc.dst))
@@ -105,5 +116,27 @@ func TestRoute(t *testing.T) {
 				t.Fatalf("target %v, want %v", target, tc.target)
 			}
 		})
+	}
+}
+
+func TestHostHasIPv6(t *testing.T) {
+	const (
+		prefix     = "fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n"
+		defaultVia = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000002 00000000 00000003     eth0\n"
+		rejectLo   = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n"
+		rejectEth  = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 00000400 00000001 00000000 00000200     eth0\n"
+	)
+	for _, tc := range []struct {
+		name, routes string
+		want         bool
+	}{
+		{"default route", prefix + defaultVia + rejectLo, true},
+		{"only the kernel's reject route on lo", prefix + rejectLo, false},
+		{"a reject default route", prefix + rejectEth, false},
+		{"no IPv6", "", false},
+	} {
+		if got := HostHasIPv6([]byte(tc.routes)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -90,6 +91,11 @@ func (d *ParentDriver) ConfigureNetwork(childPID int, stateDir, detachedNetNSPat
 		return nil, nil, fmt.Errorf("restrict %s: %w", sock, err)
 	}
 	go d.acceptTAP(l)
+	opaque := map[string]string{opaqueTAPSocket: sock}
+	if d.cfg.Guest6.IsValid() {
+		opaque[opaqueGuest6] = netip.PrefixFrom(d.cfg.Guest6, d.cfg.Subnet6.Bits()).String()
+		opaque[opaqueGateway6] = d.cfg.Gateway6.String()
+	}
 	msg := &messages.ParentInitNetworkDriverCompleted{
 		Dev:                 TAPName,
 		IP:                  d.cfg.Guest.String(),
@@ -97,7 +103,7 @@ func (d *ParentDriver) ConfigureNetwork(childPID int, stateDir, detachedNetNSPat
 		Gateway:             d.cfg.Gateway.String(),
 		DNS:                 []string{d.cfg.DNS.String()},
 		MTU:                 d.cfg.MTU,
-		NetworkDriverOpaque: map[string]string{opaqueTAPSocket: sock},
+		NetworkDriverOpaque: opaque,
 	}
 	cleanup := func() error {
 		l.Close()
@@ -168,16 +174,26 @@ func (ChildDriver) ConfigureNetworkChild(msg *messages.ParentInitNetworkDriverCo
 		return "", err
 	}
 	defer f.Close()
+	if g6 := msg.NetworkDriverOpaque[opaqueGuest6]; g6 != "" {
+		guest, err1 := netip.ParsePrefix(g6)
+		gw, err2 := netip.ParseAddr(msg.NetworkDriverOpaque[opaqueGateway6])
+		if err1 != nil || err2 != nil {
+			return "", fmt.Errorf("netstack: bad IPv6 from the parent: %q via %q", g6, msg.NetworkDriverOpaque[opaqueGateway6])
+		}
+		if err := configureIPv6(msg.Dev, guest, gw); err != nil {
+			return "", err
+		}
+	}
 	if err := sendFD(sock, f); err != nil {
 		return "", err
 	}
 	return msg.Dev, nil
 }
 
-// disableIPv6 turns IPv6 off in the namespace, whose NAT and cluster are
-// IPv4 only: the TAP then carries no router solicitations or MLD reports,
-// and kube-proxy, which reads this sysctl, runs one proxier, not an idle
-// IPv6 one that cost ~45 ip6tables runs at every start. Pods have network
+// disableIPv6 turns IPv6 off in the namespace, whose cluster is IPv4 only
+// (where the host has IPv6, configureIPv6 turns it on for the TAP alone):
+// kube-proxy, which reads `all`, runs one proxier, not an idle IPv6 one
+// that cost ~45 ip6tables runs at every start. Pods have network
 // namespaces of their own and keep theirs. Best effort: where /proc/sys is
 // read-only, IPv6 stays on and nothing else changes.
 func disableIPv6() {

@@ -130,6 +130,9 @@ func (st *Stack) portUnreachable(guest, dst netip.AddrPort) {
 // (lead). The guest's link address is the one the stack learnt (the guest
 // resolved the gateway's before it sent anything through it).
 func (st *Stack) sendUnreachable(guest, dst netip.Addr, proto tcpip.TransportProtocolNumber, code header.ICMPv4Code, lead []byte) {
+	if !guest.Is4() || !dst.Is4() {
+		return // ICMPv4 only; an IPv6 guest reads no error, as when the host got none
+	}
 	mac, ok := st.linkAddrOf(guest)
 	if !ok {
 		st.log.Debug("icmp unreachable not sent: the guest's link address is unknown", "guest", guest)

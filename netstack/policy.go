@@ -40,7 +40,14 @@ func (c Config) Route(dst netip.AddrPort) (Verdict, netip.AddrPort) {
 			return Refuse, dst
 		}
 		return Forward, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), dst.Port())
-	case c.Subnet.Contains(a):
+	case a.Is6() && !c.Gateway6.IsValid():
+		return Refuse, dst // the host has no IPv6: the namespace has none either
+	case a == c.Gateway6:
+		if !c.AllowHostLoopback {
+			return Refuse, dst
+		}
+		return Forward, netip.AddrPortFrom(netip.IPv6Loopback(), dst.Port())
+	case c.Subnet.Contains(a), c.Subnet6.IsValid() && c.Subnet6.Contains(a):
 		return Refuse, dst // the namespace's own subnet is never sent out
 	case !a.IsValid(), a.IsLoopback(), a.IsUnspecified(), a.IsMulticast(),
 		a.IsLinkLocalUnicast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):

@@ -14,6 +14,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -61,11 +62,13 @@ func New(cfg Config, linkFD int, log *slog.Logger) (*Stack, error) {
 }
 
 func newOnLink(cfg Config, link stack.LinkEndpoint, log *slog.Logger) (*Stack, error) {
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
-		HandleLocal:        false,
-	})
+	nets := []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol}
+	transports := []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4}
+	if cfg.Gateway6.IsValid() {
+		nets = append(nets, ipv6.NewProtocol)
+		transports = append(transports, icmp.NewProtocol6)
+	}
+	s := stack.New(stack.Options{NetworkProtocols: nets, TransportProtocols: transports, HandleLocal: false})
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &Stack{cfg: cfg, log: log, s: s, link: link, ctx: ctx, cancel: cancel,
 		conns: map[io.Closer]struct{}{}, dns: newDNSRelay(cfg.DNSUpstreams, cfg.DNSTimeout),
@@ -106,7 +109,21 @@ func (st *Stack) configure() error {
 			return fmt.Errorf("add address %s: %s", a, e)
 		}
 	}
-	s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}})
+	routes := []tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}}
+	if g := st.cfg.Gateway6; g.IsValid() {
+		// The gateway's address answers neighbour solicitations (the
+		// namespace's default route leads to it); every other destination
+		// is accepted promiscuously like IPv4's.
+		pa := tcpip.ProtocolAddress{
+			Protocol:          ipv6.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom16(g.As16()), PrefixLen: st.cfg.Subnet6.Bits()},
+		}
+		if e := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); e != nil {
+			return fmt.Errorf("add address %s: %s", g, e)
+		}
+		routes = append(routes, tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: nicID})
+	}
+	s.SetRouteTable(routes)
 	tf := tcp.NewForwarder(s, 0, st.cfg.MaxInFlight, st.handleTCP)
 	s.SetTransportProtocolHandler(tcp.ProtocolNumber, st.syns.withSYNs(tf.HandlePacket))
 	uf := udp.NewForwarder(s, st.handleUDP)

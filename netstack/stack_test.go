@@ -21,6 +21,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -63,8 +64,12 @@ func buildTestNet(t *testing.T, cfg Config) *testNet {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nets := []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol}
+	if cfg.Guest6.IsValid() {
+		nets = append(nets, ipv6.NewProtocol)
+	}
 	g := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		NetworkProtocols:   nets,
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
 	})
 	if e := g.CreateNIC(1, link); e != nil {
@@ -72,7 +77,13 @@ func buildTestNet(t *testing.T, cfg Config) *testNet {
 	}
 	g.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
 		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(cfg.Guest.As4()), PrefixLen: 24}}, stack.AddressProperties{})
-	g.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: 1}})
+	routes := []tcpip.Route{{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: 1}}
+	if cfg.Guest6.IsValid() {
+		g.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv6.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom16(cfg.Guest6.As16()), PrefixLen: 64}}, stack.AddressProperties{})
+		routes = append(routes, tcpip.Route{Destination: header.IPv6EmptySubnet, Gateway: tcpip.AddrFrom16(cfg.Gateway6.As16()), NIC: 1})
+	}
+	g.SetRouteTable(routes)
 	tn.guest, tn.guestLink = g, link
 	return tn
 }
@@ -90,6 +101,9 @@ func (tn *testNet) close() {
 }
 
 func (tn *testNet) dialTCP(ctx context.Context, dst netip.AddrPort) (*gonet.TCPConn, error) {
+	if dst.Addr().Is6() {
+		return gonet.DialContextTCP(ctx, tn.guest, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom16(dst.Addr().As16()), Port: dst.Port()}, ipv6.ProtocolNumber)
+	}
 	return gonet.DialContextTCP(ctx, tn.guest, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(dst.Addr().As4()), Port: dst.Port()}, ipv4.ProtocolNumber)
 }
 
@@ -147,6 +161,40 @@ func TestTCPThroughGatewayToHostLoopback(t *testing.T) {
 	}
 	if len(got) != len(payload) || got[12345] != payload[12345] {
 		t.Fatalf("echoed %d bytes, want %d", len(got), len(payload))
+	}
+}
+
+// With the host's IPv6, the guest reaches IPv6 destinations: here the
+// gateway's IPv6 address, which leads to the host's [::1] when allowed.
+func TestIPv6TCPThroughGatewayToHostLoopback(t *testing.T) {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("this host has no IPv6 loopback: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	cfg := testConfig(t, true, fakeUpstream(t, false))
+	v6, _ := Resolve(Args{MTU: 1500, HostIPv6: true}, []byte("nameserver 127.0.0.1\n"))
+	cfg.Subnet6, cfg.Guest6, cfg.Gateway6 = v6.Subnet6, v6.Guest6, v6.Gateway6
+	tn := newTestNet(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := tn.dialTCP(ctx, netip.AddrPortFrom(cfg.Gateway6, l.Addr().(*net.TCPAddr).AddrPort().Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() { c.Write([]byte("over-ipv6")); c.CloseWrite() }()
+	if got, err := io.ReadAll(c); err != nil || string(got) != "over-ipv6" {
+		t.Fatalf("echo over IPv6: %q, %v", got, err)
 	}
 }
 

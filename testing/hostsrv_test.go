@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 // tcpEchoServer echoes one line per connection on addr ("ip:0").
 func tcpEchoServer(t *testing.T, addr string) string {
 	t.Helper()
-	l, err := net.Listen("tcp4", addr)
+	l, err := net.Listen(family("tcp", addr), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,10 +39,18 @@ func tcpEchoServer(t *testing.T, addr string) string {
 	return l.Addr().String()
 }
 
+// family is proto with the IP version of addr's host: "tcp4", "udp6" …
+func family(proto, addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Is6() {
+		return proto + "6"
+	}
+	return proto + "4"
+}
+
 // udpEchoServer echoes every datagram on addr ("ip:0").
 func udpEchoServer(t *testing.T, addr string) string {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", addr)
+	c, err := net.ListenPacket(family("udp", addr), addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/unetes/unetes/testing/internal/hostaddr"
 )
 
 func TestOutboundTCPAndUDPToHostAddress(t *testing.T) {
@@ -25,6 +27,52 @@ func TestOutboundTCPAndUDPToHostAddress(t *testing.T) {
 	out, errOut, code = in.nettool("udp", udpAddr)
 	if code != 0 || strings.TrimSpace(out) != "ping-udp" {
 		t.Fatalf("UDP %s from inside: code %d out %q err %q", udpAddr, code, out, errOut)
+	}
+}
+
+// Where the host has IPv6 (a default route and a global address), the
+// namespace has it through the NAT: a ULA address and a default route, and
+// flows to the host's own IPv6 address as on the host. Where it has none,
+// the namespace has no global IPv6 address.
+func TestIPv6AsTheHostHasIt(t *testing.T) {
+	route, _ := exec.Command("ip", "-6", "route", "show", "default").Output()
+	ip6, addrErr := hostaddr.IPv6()
+	hasV6 := addrErr == nil && strings.HasPrefix(string(route), "default via ")
+	var tcpAddr, udpAddr, closed string
+	if hasV6 {
+		tcpAddr = tcpEchoServer(t, net.JoinHostPort(ip6.String(), "0"))
+		udpAddr = udpEchoServer(t, net.JoinHostPort(ip6.String(), "0"))
+		closed = net.JoinHostPort(ip6.String(), strconv.Itoa(freePort(t, "tcp")))
+	}
+	in := startInstance(t, asUser(t, *flagTestUser))
+	global, _, code := in.exec("", "ip", "-6", "-o", "addr", "show", "scope", "global")
+	if code != 0 {
+		t.Fatalf("ip -6 addr inside: exit %d", code)
+	}
+	if !hasV6 {
+		if strings.TrimSpace(global) != "" {
+			t.Fatalf("the host has no IPv6 (route %q, %v), the namespace has:\n%s", route, addrErr, global)
+		}
+		return
+	}
+	if !strings.Contains(global, "inet6 fd75:6e65:7465::100/64") {
+		t.Fatalf("no ULA address inside:\n%s", global)
+	}
+	if out, _, _ := in.exec("", "ip", "-6", "route", "show", "default"); !strings.HasPrefix(out, "default via fd75:6e65:7465::2 dev tap0") {
+		t.Fatalf("IPv6 default route inside: %q", out)
+	}
+	if out, errOut, code := in.nettool("tcp", tcpAddr); code != 0 || strings.TrimSpace(out) != "ping" {
+		t.Fatalf("TCP %s from inside: code %d out %q err %q", tcpAddr, code, out, errOut)
+	}
+	if out, errOut, code := in.nettool("udp", udpAddr); code != 0 || strings.TrimSpace(out) != "ping-udp" {
+		t.Fatalf("UDP %s from inside: code %d out %q err %q", udpAddr, code, out, errOut)
+	}
+	if out, _, _ := in.nettool("dial", closed, "10"); !strings.HasPrefix(out, "refused after 0s") {
+		t.Fatalf("a closed IPv6 port of the host from inside: %q", out)
+	}
+	// kube-proxy reads IPv6's `all` switch: it stays off.
+	if out, _, _ := in.exec("", "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6"); strings.TrimSpace(out) != "1" {
+		t.Fatalf("net.ipv6.conf.all.disable_ipv6 inside = %q, want 1", out)
 	}
 }
 

@@ -67,12 +67,13 @@ func (cfg runConfig) addons() []string {
 }
 
 // resolveRun is the pure part of `unetes run`: flags, the host's
-// resolv.conf content and its first address in, configuration out.
-func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte, hostAddr netip.Addr) (runConfig, error) {
+// resolv.conf content, its first address and whether it has IPv6 in,
+// configuration out.
+func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte, hostAddr netip.Addr, hostIPv6 bool) (runConfig, error) {
 	if a.apiPort < 1 || a.apiPort > 65535 {
 		return runConfig{}, fmt.Errorf("--api-port %d is not a port from 1 to 65535", a.apiPort)
 	}
-	nc, err := netstack.Resolve(netstack.Args{MTU: a.mtu, AllowHostLoopback: a.allowHostLoopback}, resolvConf)
+	nc, err := netstack.Resolve(netstack.Args{MTU: a.mtu, AllowHostLoopback: a.allowHostLoopback, HostIPv6: hostIPv6}, resolvConf)
 	if err != nil {
 		if errors.Is(err, netstack.ErrNoResolvers) {
 			return runConfig{}, fmt.Errorf("%w %s: add a nameserver line, or pass --resolv-conf FILE", err, a.resolvConf)
@@ -157,7 +158,8 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, fmt.Errorf("read %s: %w (pass --resolv-conf FILE)", a.resolvConf, err))
 	}
-	cfg, err := resolveRun(a, paths, u, rc, firstHostAddr())
+	v6, _ := os.ReadFile("/proc/net/ipv6_route")
+	cfg, err := resolveRun(a, paths, u, rc, firstHostAddr(), netstack.HostHasIPv6(v6))
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -49,6 +49,18 @@ func TestResolveRun(t *testing.T) {
 					t.Fatalf("add-ons %q", got)
 				}
 			}},
+		{name: "ipv6 where the host has it", args: runArgs{noKubernetes: true, apiPort: 6443}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.net.Guest6.String() != "fd75:6e65:7465::100" || c.net.Gateway6.String() != "fd75:6e65:7465::2" {
+					t.Fatalf("ipv6: %v via %v", c.net.Guest6, c.net.Gateway6)
+				}
+			}},
+		{name: "no ipv6 where the host has none", args: runArgs{noKubernetes: true, apiPort: 6443}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.net.Guest6.IsValid() || c.net.Gateway6.IsValid() {
+					t.Fatalf("ipv6 without the host's: %v via %v", c.net.Guest6, c.net.Gateway6)
+				}
+			}},
 		{name: "docker by default, with or without kubernetes", args: runArgs{noKubernetes: true, apiPort: 6443}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
 				if !c.docker {
@@ -90,7 +102,7 @@ func TestResolveRun(t *testing.T) {
 		{name: "bad mtu", args: runArgs{noKubernetes: true, apiPort: 6443, mtu: 9}, rc: rc, wantErr: "mtu 9 out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := resolveRun(tc.args, paths, nsinit.User{UID: 1}, tc.rc, netip.MustParseAddr("192.0.2.2"))
+			c, err := resolveRun(tc.args, paths, nsinit.User{UID: 1}, tc.rc, netip.MustParseAddr("192.0.2.2"), tc.name == "ipv6 where the host has it")
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)

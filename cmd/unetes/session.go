@@ -252,8 +252,12 @@ func (s *session) printReady(kubeconfig string) {
 	if cfg.net.AllowHostLoopback {
 		loop = "open (--allow-host-loopback)"
 	}
-	fmt.Fprintf(s.stdout, "unetes: instance %q ready in %.2fs: %s/%d via %s, DNS %s, MTU %d, host loopback %s\n",
-		cfg.name, time.Since(s.start).Seconds(), cfg.net.Guest, cfg.net.Subnet.Bits(), cfg.net.Gateway, cfg.net.DNS, cfg.net.MTU, loop)
+	v6 := ""
+	if cfg.net.Guest6.IsValid() {
+		v6 = fmt.Sprintf(" and %s/%d via %s", cfg.net.Guest6, cfg.net.Subnet6.Bits(), cfg.net.Gateway6)
+	}
+	fmt.Fprintf(s.stdout, "unetes: instance %q ready in %.2fs: %s/%d via %s%s, DNS %s, MTU %d, host loopback %s\n",
+		cfg.name, time.Since(s.start).Seconds(), cfg.net.Guest, cfg.net.Subnet.Bits(), cfg.net.Gateway, v6, cfg.net.DNS, cfg.net.MTU, loop)
 	if snap, _ := os.ReadFile(filepath.Join(cfg.paths.StateDir, snapshotterFileName)); string(snap) == "native" {
 		fmt.Fprintln(s.stdout, "unetes: warning: overlayfs is not allowed in this user namespace (kernel < 5.11?): containerd uses the native snapshotter, which copies every layer (slower, more disk)")
 	}
