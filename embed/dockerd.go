@@ -2,6 +2,7 @@ package embed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -121,9 +122,18 @@ func (d *Dockerd) start(ctx context.Context) (*childProc, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Stop takes d.proc under the lock: a dockerd started after it did
+	// is stopped here.
 	d.mu.Lock()
-	d.proc = p
+	stopping := d.stopping
+	if !stopping {
+		d.proc = p
+	}
 	d.mu.Unlock()
+	if stopping {
+		p.Stop(dockerdStopGrace)
+		return nil, errors.New("docker: stopping")
+	}
 	return p, nil
 }
 
