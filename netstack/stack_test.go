@@ -122,6 +122,11 @@ func echoListener(t *testing.T) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return echoOn(t, l)
+}
+
+// echoOn echoes every connection l accepts until the test ends.
+func echoOn(t *testing.T, l net.Listener) netip.AddrPort {
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -171,23 +176,14 @@ func TestIPv6TCPThroughGatewayToHostLoopback(t *testing.T) {
 	if err != nil {
 		t.Skipf("this host has no IPv6 loopback: %v", err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	srv := echoOn(t, l)
 	cfg := testConfig(t, true, fakeUpstream(t, false))
 	v6, _ := Resolve(Args{MTU: 1500, HostIPv6: true}, []byte("nameserver 127.0.0.1\n"))
 	cfg.Subnet6, cfg.Guest6, cfg.Gateway6 = v6.Subnet6, v6.Guest6, v6.Gateway6
 	tn := newTestNet(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := tn.dialTCP(ctx, netip.AddrPortFrom(cfg.Gateway6, l.Addr().(*net.TCPAddr).AddrPort().Port()))
+	c, err := tn.dialTCP(ctx, netip.AddrPortFrom(cfg.Gateway6, srv.Port()))
 	if err != nil {
 		t.Fatal(err)
 	}
