@@ -38,11 +38,11 @@ type Args struct {
 
 // Config is the resolved configuration of the NAT.
 type Config struct {
-	MTU               int
-	Subnet            netip.Prefix
-	Guest             netip.Addr // address of the namespace's interface
-	Gateway           netip.Addr // address of the NAT, default route of the namespace
-	DNS               netip.Addr // DNS relay address
+	MTU     int
+	Subnet  netip.Prefix
+	Guest   netip.Addr // address of the namespace's interface
+	Gateway netip.Addr // address of the NAT, default route of the namespace
+	DNS     netip.Addr // DNS relay address
 	// IPv6, where the host has it (else invalid): the namespace's address
 	// in Subnet6 and its default route via Gateway6. DNS stays the IPv4
 	// relay, which answers AAAA queries too.
