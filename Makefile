@@ -18,7 +18,7 @@ CNI_VERSION  := v1.10.0
 # this Kubernetes (moby/swarmkit#3240).
 MOBY_VERSION := $(shell cd cmd/dockerd && $(GO) list -m -f '{{.Version}}' github.com/moby/moby/v2 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.gvisorVersion=$(GVISOR) -X main.rkVersion=$(RK) \
-	-X main.containerdVersion=$(CONTAINERD) -X main.runcVersion=$(RUNC_VERSION) -X main.cniVersion=$(CNI_VERSION) \
+	-X main.containerdVersion=$(CONTAINERD) -X main.runcVersion=$(RUNC_VERSION) -X main.cniVersion=$(CNI_VERSION) -X main.mobyVersion=$(MOBY_VERSION) \
 	-X k8s.io/component-base/version.gitVersion=$(K8S) -X k8s.io/component-base/version.gitMajor=$(word 2,$(subst ., ,$(subst v,v ,$(K8S)))) \
 	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S))) -X k8s.io/component-base/version.gitTreeState=clean \
 	-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD)

@@ -21,6 +21,7 @@ var (
 	containerdVersion = "unknown"
 	runcVersion       = "unknown"
 	cniVersion        = "unknown"
+	mobyVersion       = "unknown"
 )
 
 type command struct {
@@ -95,7 +96,7 @@ func usage(w io.Writer) {
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stdout, "unetes %s\ngvisor %s\nrootlesskit %s\ncontainerd %s\nrunc %s\ncni-plugins %s\n",
-		version, gvisorVersion, rkVersion, containerdVersion, runcVersion, cniVersion)
+	fmt.Fprintf(stdout, "unetes %s\ngvisor %s\nrootlesskit %s\ncontainerd %s\nrunc %s\ncni-plugins %s\nmoby (dockerd) %s\n",
+		version, gvisorVersion, rkVersion, containerdVersion, runcVersion, cniVersion, mobyVersion)
 	return 0
 }
