@@ -15,12 +15,12 @@ const Docker = "docker"
 // Kubernetes; see DESIGN notes in the README).
 const DockerdHelper = "dockerd"
 
-// DockerNamespace is the containerd namespace dockerd keeps its images and
+// dockerNamespace is the containerd namespace dockerd keeps its images and
 // containers in: the CRI's own, so an image built or pulled with docker is
 // an image of the node's, and `unetes image load` images are docker's. The
 // two sides' containers stay apart: the CRI lists and recovers only
 // containers with its labels, dockerd only those in its own store.
-const DockerNamespace = "k8s.io"
+const dockerNamespace = "k8s.io"
 
 // DockerConfig is what dockerd is started with.
 type DockerConfig struct {
@@ -38,10 +38,10 @@ type DockerConfig struct {
 	BeforeStart func(context.Context) error
 }
 
-// DockerAPIMinVersion admits the stock clients of Debian 12: docker 20.10
+// dockerAPIMinVersion admits the stock clients of Debian 12: docker 20.10
 // speaks API 1.41 and docker-compose 1.29 asks for 1.38 (dockerd's own
 // default minimum is 1.40).
-const DockerAPIMinVersion = "1.24"
+const dockerAPIMinVersion = "1.24"
 
 // dockerShutdownTimeout is how long dockerd gives running containers to
 // stop at `unetes stop` before it kills them: the whole instance has 15 s.
@@ -55,7 +55,7 @@ func dockerDaemonJSON(c DockerConfig) []byte {
 		"exec-root":                    c.ExecRoot,
 		"pidfile":                      filepath.Join(c.ExecRoot, "dockerd.pid"),
 		"containerd":                   c.ContainerdSock,
-		"containerd-namespace":         DockerNamespace,
+		"containerd-namespace":         dockerNamespace,
 		"containerd-plugins-namespace": "plugins.moby",
 		"storage-driver":               c.Snapshotter,
 		// `-p 8080:80` publishes on 127.0.0.1 like `unetes forward`;
@@ -67,7 +67,7 @@ func dockerDaemonJSON(c DockerConfig) []byte {
 		// Pods are forwarded too: dockerd must not set FORWARD's policy to DROP.
 		"ip-forward-no-drop": true,
 		"shutdown-timeout":   dockerShutdownTimeout,
-		"min-api-version":    DockerAPIMinVersion,
+		"min-api-version":    dockerAPIMinVersion,
 		// The socket's group: root inside is the user outside.
 		"group": "root",
 	}

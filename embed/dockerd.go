@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,14 +21,13 @@ type Dockerd struct {
 	cfg DockerConfig
 	log *slog.Logger
 
-	mu       sync.Mutex
-	st       ComponentStatus
-	proc     *childProc
-	started  bool
-	stopping bool
-	quit     context.Context // done at Stop
-	stop     context.CancelFunc
-	done     chan struct{} // closed when the supervisor has returned
+	mu      sync.Mutex
+	st      ComponentStatus
+	proc    *childProc
+	started bool               // Start ran: done will be closed
+	quit    context.Context    // done once Stop is called
+	stop    context.CancelFunc // (under mu)
+	done    chan struct{}      // closed when Start failed or the supervisor returned
 }
 
 // dockerdReadyTimeout bounds a start: the first one over an empty data
@@ -95,9 +92,6 @@ func (d *Dockerd) prepare() error {
 			return fmt.Errorf("docker: %w", err)
 		}
 	}
-	// A socket left by a dockerd that was killed: dockerd refuses to
-	// listen over it.
-	os.Remove(d.cfg.Socket)
 	if err := writeFileAtomic(d.configPath(), dockerDaemonJSON(d.cfg), 0o600); err != nil {
 		return fmt.Errorf("docker: daemon.json: %w", err)
 	}
@@ -116,6 +110,9 @@ func (d *Dockerd) start(ctx context.Context) (*childProc, error) {
 			return nil, fmt.Errorf("docker: %w", err)
 		}
 	}
+	// A socket left by a dockerd that died: dockerd refuses to listen
+	// over it.
+	os.Remove(d.cfg.Socket)
 	cmd := exec.Command(d.cfg.Dockerd, "--config-file", d.configPath())
 	cmd.Env = append(os.Environ(), dockerdEnv(d.cfg)...)
 	p, err := startProcess(DockerdHelper, cmd, d.cfg.LogPath)
@@ -125,7 +122,7 @@ func (d *Dockerd) start(ctx context.Context) (*childProc, error) {
 	// Stop takes d.proc under the lock: a dockerd started after it did
 	// is stopped here.
 	d.mu.Lock()
-	stopping := d.stopping
+	stopping := d.quit.Err() != nil
 	if !stopping {
 		d.proc = p
 	}
@@ -142,7 +139,7 @@ func (d *Dockerd) start(ctx context.Context) (*childProc, error) {
 func (d *Dockerd) waitReady(ctx context.Context, p *childProc) error {
 	ctx, cancel := context.WithTimeout(ctx, dockerdReadyTimeout)
 	defer cancel()
-	c := unixHTTPClient(d.cfg.Socket)
+	c := UnixClient(d.cfg.Socket, 5*time.Second)
 	defer c.CloseIdleConnections()
 	for {
 		if err := GetOK(ctx, c, "http://docker/_ping"); err == nil {
@@ -161,7 +158,7 @@ func (d *Dockerd) waitReady(ctx context.Context, p *childProc) error {
 	}
 }
 
-// supervise restarts dockerd whenever it exits until Stop.
+// supervise restarts dockerd whenever it exits, until Stop.
 func (d *Dockerd) supervise(p *childProc) {
 	defer close(d.done)
 	backoff := dockerdBackoffMin
@@ -172,29 +169,24 @@ func (d *Dockerd) supervise(p *childProc) {
 			return
 		case <-p.done:
 		}
-		if d.isStopping() {
+		if d.quit.Err() != nil {
 			return
 		}
-		err := fmt.Errorf("dockerd exited: %v (see %s)", p.err, d.cfg.LogPath)
 		if time.Since(began) >= dockerdHealthyRun {
 			backoff = dockerdBackoffMin
 		}
-		d.set("restarting", err)
-		d.log.Warn("dockerd exited; restarting", "err", err, "in", backoff)
-		select {
-		case <-d.quit.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, dockerdBackoffMax)
-		os.Remove(d.cfg.Socket)
-		np, err := d.start(d.quit)
-		if err != nil {
+		err := fmt.Errorf("dockerd exited: %v (see %s)", p.err, d.cfg.LogPath)
+		for p = nil; p == nil; {
 			d.set("restarting", err)
-			p = &childProc{done: closedChan(), err: err}
-			continue
+			d.log.Warn("dockerd is not running; restarting", "err", err, "in", backoff)
+			select {
+			case <-d.quit.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, dockerdBackoffMax)
+			p, err = d.start(d.quit)
 		}
-		p = np
 		if err := d.waitReady(d.quit, p); err != nil {
 			d.log.Warn("dockerd did not come back", "err", err)
 		} else {
@@ -204,28 +196,15 @@ func (d *Dockerd) supervise(p *childProc) {
 	}
 }
 
-func closedChan() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}
-
-func (d *Dockerd) isStopping() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stopping
-}
-
 // Stop stops dockerd (SIGTERM; SIGKILL after dockerdStopGrace) and its
 // supervisor. Its containers get dockerShutdownTimeout to stop.
 func (d *Dockerd) Stop() {
 	d.mu.Lock()
-	if d.stopping {
+	if d.quit.Err() != nil {
 		d.mu.Unlock()
 		<-d.done
 		return
 	}
-	d.stopping = true
 	p, started := d.proc, d.started
 	d.stop()
 	d.mu.Unlock()
@@ -252,12 +231,4 @@ func (d *Dockerd) Status() ComponentStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.st
-}
-
-// unixHTTPClient talks HTTP over the unix socket at path.
-func unixHTTPClient(path string) *http.Client {
-	var dialer net.Dialer
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return dialer.DialContext(ctx, "unix", path)
-	}}, Timeout: 5 * time.Second}
 }

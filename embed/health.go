@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -101,4 +103,16 @@ func (cp *ControlPlane) writeKubeconfigTo(user, addr string) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// UnixClient is an HTTP client whose every request goes to the unix socket
+// sock (the host part of its URLs is ignored).
+func UnixClient(sock string, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+	}
 }

@@ -90,12 +90,13 @@ func InstallHelpers(dataDir string) (string, error) {
 		return "", fmt.Errorf("helper dir: %w", err)
 	}
 	rec := readVerified(dir)
-	var stale []string
+	var hashed, stale []string
 	for _, n := range helperNames {
 		p := filepath.Join(dir, n)
 		if k, err := statKey(p); err == nil && rec[n] == sums[n]+" "+k {
 			continue // as it was when its digest was last right
 		}
+		hashed = append(hashed, n)
 		if got, _ := fileSum(p); got != sums[n] {
 			stale = append(stale, n)
 		}
@@ -105,7 +106,9 @@ func InstallHelpers(dataDir string) (string, error) {
 			return "", err
 		}
 	}
-	writeVerified(dir, sums)
+	if len(hashed) > 0 { // a start that found every record right writes nothing
+		writeVerified(dir, sums)
+	}
 	removeOldHelpers(filepath.Join(dataDir, "bin"), hash)
 	return dir, nil
 }

@@ -365,13 +365,28 @@ func (m *Manager) Publish(ctx context.Context, owner string, specs []Spec) error
 
 // withdrawLocked stops every forward of owner.
 func (m *Manager) withdrawLocked(ctx context.Context, owner string) {
+	for _, st := range m.ownedLocked(ctx, owner) {
+		m.drv.RemovePort(ctx, st.ID)
+		delete(m.owned, st.key)
+	}
+}
+
+// ownedStatus is an active forward with its host side.
+type ownedStatus struct {
+	port.Status
+	key Key
+}
+
+// ownedLocked lists the active forwards of owner.
+func (m *Manager) ownedLocked(ctx context.Context, owner string) []ownedStatus {
 	sts, _ := m.drv.ListPorts(ctx)
+	var out []ownedStatus
 	for _, st := range sts {
 		if s, err := FromRK(st.Spec); err == nil && m.owned[s.Key()] == owner {
-			m.drv.RemovePort(ctx, st.ID)
-			delete(m.owned, s.Key())
+			out = append(out, ownedStatus{st, s.Key()})
 		}
 	}
+	return out
 }
 
 // Forward is one forward as `unetes forward --list` shows it.

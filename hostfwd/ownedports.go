@@ -51,19 +51,15 @@ func (o *OwnedPorts) RemovePort(ctx context.Context, id int) error {
 	m := o.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, st := range o.listLocked(ctx) {
+	for _, st := range m.ownedLocked(ctx, o.owner) {
 		if st.ID != id {
 			continue
 		}
-		s, err := FromRK(st.Spec)
-		if err != nil {
-			return err
-		}
 		if err := m.drv.RemovePort(ctx, id); err != nil {
-			return fmt.Errorf("remove forward %s: %w", s.Key(), err)
+			return fmt.Errorf("remove forward %s: %w", st.key, err)
 		}
-		delete(m.owned, s.Key())
-		m.log.Info("forward withdrawn", "owner", o.owner, "forward", s.String())
+		delete(m.owned, st.key)
+		m.log.Info("forward withdrawn", "owner", o.owner, "forward", st.key.String())
 		return nil
 	}
 	return fmt.Errorf("%w with id %d of %s", ErrNotFound, id, o.owner)
@@ -72,16 +68,9 @@ func (o *OwnedPorts) RemovePort(ctx context.Context, id int) error {
 func (o *OwnedPorts) ListPorts(ctx context.Context) ([]port.Status, error) {
 	o.m.mu.Lock()
 	defer o.m.mu.Unlock()
-	return o.listLocked(ctx), nil
-}
-
-func (o *OwnedPorts) listLocked(ctx context.Context) []port.Status {
-	sts, _ := o.m.drv.ListPorts(ctx)
 	var out []port.Status
-	for _, st := range sts {
-		if s, err := FromRK(st.Spec); err == nil && o.m.owned[s.Key()] == o.owner {
-			out = append(out, st)
-		}
+	for _, st := range o.m.ownedLocked(ctx, o.owner) {
+		out = append(out, st.Status)
 	}
-	return out
+	return out, nil
 }

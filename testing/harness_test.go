@@ -141,19 +141,27 @@ func (u *testUser) command(name string, args ...string) *exec.Cmd {
 func (u *testUser) unetes(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := u.command(work.unetes, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	return runFor(t, cmd, 2*time.Minute)
+}
+
+// runFor runs cmd to its end, killing it and failing the test after limit,
+// and returns its output and exit status.
+func runFor(t *testing.T, cmd *exec.Cmd, limit time.Duration) (stdout, stderr string, code int) {
+	t.Helper()
 	var o, e bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &o, &e
+	cmd.Stdout, cmd.Stderr = &o, &e
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start unetes %v: %v", args, err)
+		t.Fatalf("start %v: %v", cmd.Args, err)
 	}
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Minute):
+	case <-time.After(limit):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("unetes %v did not finish in 2 minutes; stdout=%q stderr=%q", args, o.String(), e.String())
+		t.Fatalf("%v did not finish in %s; stdout=%q stderr=%q", cmd.Args, limit, o.String(), e.String())
 	}
 	return o.String(), e.String(), cmd.ProcessState.ExitCode()
 }

@@ -173,7 +173,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // apiClient talks to a running instance's API socket.
 func apiClient(stateDir string) *http.Client {
-	return unixClient(filepath.Join(stateDir, apiSocketName), 10*time.Second)
+	return embed.UnixClient(filepath.Join(stateDir, apiSocketName), 10*time.Second)
 }
 
 // notRunningError names the instance and says how to start it: as it ran

@@ -234,7 +234,7 @@ func poll(ctx context.Context, inst *nsinit.Instance, d time.Duration, what stri
 
 // fetchComponents asks the sandbox for its components' states.
 func fetchComponents(ctx context.Context, stateDir string) ([]embed.ComponentStatus, error) {
-	c := unixClient(filepath.Join(stateDir, sandboxSocketName), 0)
+	c := embed.UnixClient(filepath.Join(stateDir, sandboxSocketName), 0)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://sandbox/components", nil)
 	resp, err := c.Do(req)
 	if err != nil {

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"syscall"
-	"time"
 )
 
 // listenPrivate listens on a unix socket only the owner may connect to
@@ -21,15 +18,4 @@ func listenPrivate(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return l, nil
-}
-
-// unixClient is an HTTP client whose every request goes to the unix socket sock.
-func unixClient(sock string, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
-	}
 }

@@ -73,7 +73,7 @@ func (b *bench) dockerTable() {
 	n := 0
 	ctrRun := b.medianTime(func() error {
 		n++
-		return b.run(exec.Command(bin, "ctr", "--name", inst, "-n", "k8s.io", "run", "--rm", image, fmt.Sprintf("bench-%d", n), "id"))
+		return b.run(b.asUser(exec.Command(bin, "ctr", "--name", inst, "-n", "k8s.io", "run", "--rm", image, fmt.Sprintf("bench-%d", n), "id")))
 	})
 	fmt.Fprintf(w, "docker run --rm IMAGE id (median of %d)\t%s\t\tunetes ctr run --rm, same image: %s\n", dockerRepeats, dockerRun, ctrRun)
 	ctx, err := b.buildContext(image)
@@ -108,11 +108,8 @@ func (b *bench) dockerCmd(host string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// run runs cmd (as the test user unless prepared) and names its output on failure.
+// run runs cmd, prepared with asUser, and names its output on failure.
 func (b *bench) run(cmd *exec.Cmd) error {
-	if cmd.SysProcAttr == nil {
-		cmd = b.asUser(cmd)
-	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, lastLine(out))
 	}
