@@ -97,31 +97,24 @@ func (st *Stack) configure() error {
 	if e := s.SetSpoofing(nicID, true); e != nil {
 		return fmt.Errorf("set spoofing: %s", e)
 	}
-	for _, a := range []netip.Addr{st.cfg.Gateway, st.cfg.DNS} {
-		pa := tcpip.ProtocolAddress{
-			Protocol: ipv4.ProtocolNumber,
-			AddressWithPrefix: tcpip.AddressWithPrefix{
-				Address:   tcpip.AddrFrom4(a.As4()),
-				PrefixLen: st.cfg.Subnet.Bits(),
-			},
-		}
-		if e := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); e != nil {
-			return fmt.Errorf("add address %s: %s", a, e)
-		}
-	}
+	// The NAT's own addresses answer ARP and neighbour solicitations (the
+	// namespace's default routes lead to the gateways); every other
+	// destination is accepted promiscuously.
+	own := []netip.Prefix{netip.PrefixFrom(st.cfg.Gateway, st.cfg.Subnet.Bits()), netip.PrefixFrom(st.cfg.DNS, st.cfg.Subnet.Bits())}
 	routes := []tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}}
 	if g := st.cfg.Gateway6; g.IsValid() {
-		// The gateway's address answers neighbour solicitations (the
-		// namespace's default route leads to it); every other destination
-		// is accepted promiscuously like IPv4's.
-		pa := tcpip.ProtocolAddress{
-			Protocol:          ipv6.ProtocolNumber,
-			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom16(g.As16()), PrefixLen: st.cfg.Subnet6.Bits()},
+		own = append(own, netip.PrefixFrom(g, st.cfg.Subnet6.Bits()))
+		routes = append(routes, tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: nicID})
+	}
+	for _, p := range own {
+		pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFromSlice(p.Addr().AsSlice()), PrefixLen: p.Bits()}}
+		if p.Addr().Is6() {
+			pa.Protocol = ipv6.ProtocolNumber
 		}
 		if e := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); e != nil {
-			return fmt.Errorf("add address %s: %s", g, e)
+			return fmt.Errorf("add address %s: %s", p.Addr(), e)
 		}
-		routes = append(routes, tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: nicID})
 	}
 	s.SetRouteTable(routes)
 	tf := tcp.NewForwarder(s, 0, st.cfg.MaxInFlight, st.handleTCP)
