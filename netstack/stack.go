@@ -11,7 +11,6 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
@@ -48,13 +47,7 @@ type Stack struct {
 // device opened with IFF_TAP|IFF_NO_PI, or one end of a socketpair in tests).
 // The Stack does not own linkFD; the caller closes it after Close returns.
 func New(cfg Config, linkFD int, log *slog.Logger) (*Stack, error) {
-	link, err := fdbased.New(&fdbased.Options{
-		FDs:               []int{linkFD},
-		MTU:               uint32(cfg.MTU),
-		EthernetHeader:    true,
-		Address:           gatewayMAC,
-		RXChecksumOffload: true, // the peer is the local kernel: frames are not corrupted in flight
-	})
+	link, err := newTAPLink(linkFD, uint32(cfg.MTU), gatewayMAC, hasVnetHdr(linkFD))
 	if err != nil {
 		return nil, fmt.Errorf("attach link endpoint to fd %d: %w", linkFD, err)
 	}
