@@ -96,7 +96,7 @@ func (st *Stack) relayTCP(guest *gonet.TCPConn, host net.Conn) {
 		}
 		close(done)
 	}()
-	copyHalf(guest, host)
+	copyToGuest(guest, host)
 	guest.CloseWrite()
 	<-done
 	guest.Close()
