@@ -45,8 +45,37 @@ func (b *bench) forwardRows(loop result) []result {
 			return iperf(nil, "127.0.0.1", fwdPort, rev, b.asUser)
 		}))
 	}
-	rows = append(rows, b.socatRow(bin, inst))
+	rows = append(rows, b.pastaForwardRow(), b.socatRow(bin, inst))
 	return rows
+}
+
+// pastaForwardRow forwards a host port into a pasta namespace running its
+// own iperf3 server: the same path with pasta's port forwarding, for scale.
+func (b *bench) pastaForwardRow() result {
+	const name = "pasta -t (reference)"
+	if _, err := exec.LookPath("pasta"); err != nil {
+		return result{name: name, note: "not installed (apt-get install passt)"}
+	}
+	p := b.nextPort
+	b.nextPort++
+	cmd := b.asUser(exec.Command("pasta", "--foreground", "--config-net", "-m", "65520", "-t", fmt.Sprintf("127.0.0.1/%d:5201", p), "--", "iperf3", "-s", "-p", "5201"))
+	if err := cmd.Start(); err != nil {
+		return result{name: name, note: err.Error()}
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if !waitUntil(5*time.Second, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		return result{name: name, note: "pasta did not listen"}
+	}
+	time.Sleep(300 * time.Millisecond) // the server inside starts after pasta listens
+	return measure(name, func() int { return cmd.Process.Pid }, func(rev bool) (float64, error) {
+		return iperf(nil, "127.0.0.1", p, rev, b.asUser)
+	})
 }
 
 func (b *bench) socatRow(bin, inst string) result {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -52,8 +53,9 @@ func main() {
 	loop := b.loopback()
 	if *flagOnly == "" || *flagOnly == "nat" {
 		rows := []result{loop, b.unetes(), b.slirp4netns(), b.pasta()}
-		printTable(rows, "slirp4netns")
-		fmt.Println("\nupload = namespace -> host, download = host -> namespace; NAT CPU = the NAT process's CPU time over the run, in % of one core.")
+		printTable(rows, "slirp4netns", "pasta")
+		fmt.Println("\nupload = namespace -> host, download = host -> namespace; NAT CPU = the NAT process's CPU time over the run, in % of one core;")
+		fmt.Println("CPU per Gbit/s = that CPU divided by the throughput (lower is better). Targets: unetes >= 2x slirp4netns and >= pasta, both ways.")
 		fmt.Println("NAT memory:", b.flowNote)
 	}
 	if *flagOnly == "nat" {
@@ -61,8 +63,8 @@ func main() {
 	}
 
 	fmt.Printf("\nForward throughput, host 127.0.0.1 -> iperf3 server inside the namespace, same run\n\n")
-	printTable(b.forwardRows(loop), "socat + unetes exec")
-	fmt.Println("\nupload = host client -> server inside, download = server inside -> host client (-R); CPU = the unetes run process.")
+	printTable(b.forwardRows(loop), "pasta -t (reference)", "socat + unetes exec")
+	fmt.Println("\nupload = host client -> server inside, download = server inside -> host client (-R); CPU = the unetes run process. Target: unetes forward >= 0.8x host loopback.")
 
 	if *flagOnly == "" {
 		b.kubeTable()
@@ -75,26 +77,41 @@ func (b *bench) kubeTable() {
 	b.kubeRows()
 }
 
-func printTable(rows []result, refName string) {
-	var ref result
-	for _, r := range rows {
-		if r.name == refName {
-			ref = r
+// printTable prints rows with ratios against host loopback (rows[0]) and each
+// of refNames.
+func printTable(rows []result, refNames ...string) {
+	refs := make([]result, len(refNames))
+	for i, name := range refNames {
+		for _, r := range rows {
+			if r.name == name {
+				refs[i] = r
+			}
 		}
 	}
 	loop := rows[0]
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "setup\tupload Gbit/s\tdownload Gbit/s\tCPU up/down\tvs %s up/down\tvs host loopback up/down\tnote\n", refName)
+	fmt.Fprintf(w, "setup\tupload Gbit/s\tdownload Gbit/s\tCPU up/down\tCPU per Gbit/s up/down")
+	for _, name := range refNames {
+		fmt.Fprintf(w, "\tvs %s up/down", name)
+	}
+	fmt.Fprintf(w, "\tvs host loopback up/down\tnote\n")
 	for _, r := range rows {
 		if r.note != "" && r.up == 0 {
-			fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t%s\n", r.name, r.note)
+			fmt.Fprintf(w, "%s\t-\t-\t-\t-%s\t-\t%s\n", r.name, strings.Repeat("\t-", len(refs)), r.note)
 			continue
 		}
-		cpu := "-"
+		cpu, perGbit := "-", "-"
 		if r.cpuUp >= 0 {
 			cpu = fmt.Sprintf("%.0f%% / %.0f%%", r.cpuUp*100, r.cpuDn*100)
+			if r.up > 0 && r.down > 0 {
+				perGbit = fmt.Sprintf("%.1f%% / %.1f%%", r.cpuUp*100/r.up, r.cpuDn*100/r.down)
+			}
 		}
-		fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\n", r.name, r.up, r.down, cpu, ratio(r, ref), ratio(r, loop), r.note)
+		fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%s\t%s", r.name, r.up, r.down, cpu, perGbit)
+		for _, ref := range refs {
+			fmt.Fprintf(w, "\t%s", ratio(r, ref))
+		}
+		fmt.Fprintf(w, "\t%s\t%s\n", ratio(r, loop), r.note)
 	}
 	w.Flush()
 }
