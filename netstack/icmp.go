@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -31,12 +33,34 @@ func (st *Stack) handleICMP(id stack.TransportEndpointID, pkt *stack.PacketBuffe
 	if len(h) < header.ICMPv4MinimumSize || h.Type() != header.ICMPv4Echo {
 		return true
 	}
-	if v, _ := st.cfg.Route(netip.AddrPortFrom(dst, 0)); v != Forward {
+	st.forwardEcho(id, pkt)
+	return true
+}
+
+// handleICMP6 is handleICMP for IPv6: gVisor's IPv6 layer keeps neighbour
+// discovery and hands over echo requests, answering itself for the gateway.
+func (st *Stack) handleICMP6(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
+	if addrOf(id.LocalAddress) == st.cfg.Gateway6 {
+		return false
+	}
+	h := header.ICMPv6(pkt.TransportHeader().Slice())
+	if len(h) < header.ICMPv6EchoMinimumSize || h.Type() != header.ICMPv6EchoRequest {
 		return true
+	}
+	st.forwardEcho(id, pkt)
+	return true
+}
+
+// forwardEcho sends the guest's echo request pkt on to its destination from a
+// ping socket of the host, if the destination is one the NAT forwards to.
+func (st *Stack) forwardEcho(id stack.TransportEndpointID, pkt *stack.PacketBuffer) {
+	dst := addrOf(id.LocalAddress)
+	if v, _ := st.cfg.Route(netip.AddrPortFrom(dst, 0)); v != Forward {
+		return
 	}
 	eth := header.Ethernet(pkt.LinkHeader().Slice())
 	if len(eth) < header.EthernetMinimumSize {
-		return true
+		return
 	}
 	msg := stack.PayloadSince(pkt.TransportHeader())
 	echo := append([]byte(nil), msg.AsSlice()...)
@@ -47,7 +71,6 @@ func (st *Stack) handleICMP(id stack.TransportEndpointID, pkt *stack.PacketBuffe
 		defer st.wg.Done()
 		st.ping(req)
 	}()
-	return true
 }
 
 type pingRequest struct {
@@ -57,10 +80,15 @@ type pingRequest struct {
 	echo     []byte // ICMP header and payload as the guest sent it
 }
 
+// Echo messages of both families share the layout of their first 8 bytes:
+// type, code, checksum, identifier, sequence number.
+func echoIdent(m []byte) uint16 { return binary.BigEndian.Uint16(m[4:]) }
+func echoSeq(m []byte) uint16   { return binary.BigEndian.Uint16(m[6:]) }
+
 func (st *Stack) ping(req pingRequest) {
-	c, err := pingSocket()
+	c, err := pingSocket(req.dst.Is6())
 	if err != nil {
-		st.log.Debug("ping not forwarded: the host does not allow ping sockets (net.ipv4.ping_group_range)", "err", err)
+		st.log.Debug("ping not forwarded: the host does not allow ping sockets (net.ipv4.ping_group_range)", "dst", req.dst, "err", err)
 		return
 	}
 	if !st.track(c) {
@@ -69,11 +97,14 @@ func (st *Stack) ping(req pingRequest) {
 	}
 	defer st.untrack(c)
 	defer c.Close()
-	want := header.ICMPv4(req.echo)
 	// A ping socket wrapped by the net package is a UDPConn: address it as UDP.
 	if _, err := c.WriteTo(req.echo, &net.UDPAddr{IP: req.dst.AsSlice()}); err != nil {
 		st.log.Debug("ping send failed", "dst", req.dst, "err", err)
 		return
+	}
+	replyType := uint8(header.ICMPv4EchoReply)
+	if req.dst.Is6() {
+		replyType = uint8(header.ICMPv6EchoReply)
 	}
 	c.SetReadDeadline(time.Now().Add(pingTimeout))
 	buf := make([]byte, 65536)
@@ -82,34 +113,52 @@ func (st *Stack) ping(req pingRequest) {
 		if err != nil {
 			return
 		}
-		r := header.ICMPv4(buf[:n])
-		if n < header.ICMPv4MinimumSize || r.Type() != header.ICMPv4EchoReply || r.Sequence() != want.Sequence() {
+		r := buf[:n]
+		if n < header.ICMPv4MinimumSize || r[0] != replyType || echoSeq(r) != echoSeq(req.echo) {
 			continue
 		}
 		// The kernel replaced the identifier with the socket's; restore the guest's.
-		r.SetIdent(want.Ident())
-		r.SetChecksum(0)
-		r.SetChecksum(^checksum.Checksum(r, 0))
+		binary.BigEndian.PutUint16(r[4:], echoIdent(req.echo))
 		st.writeToGuest(req.guestMAC, req.dst, req.guest, r)
 		return
 	}
 }
 
-// writeToGuest sends an IPv4 packet carrying icmp from the address from to
-// the guest at to (link address mac).
+// writeToGuest sends an IP packet carrying the ICMP message icmp (of from's
+// family; its checksum is filled in here) from the address from to the guest
+// at to (link address mac).
 func (st *Stack) writeToGuest(mac tcpip.LinkAddress, from, to netip.Addr, icmp []byte) {
-	pkt := make([]byte, header.IPv4MinimumSize+len(icmp))
-	ip := header.IPv4(pkt)
-	ip.Encode(&header.IPv4Fields{
-		TotalLength: uint16(len(pkt)),
-		TTL:         64,
-		Protocol:    uint8(header.ICMPv4ProtocolNumber),
-		SrcAddr:     tcpip.AddrFrom4(from.As4()),
-		DstAddr:     tcpip.AddrFrom4(to.As4()),
-	})
-	ip.SetChecksum(^ip.CalculateChecksum())
-	copy(pkt[header.IPv4MinimumSize:], icmp)
-	if e := st.s.WritePacketToRemote(nicID, mac, ipv4.ProtocolNumber, buffer.MakeWithData(pkt)); e != nil {
+	icmp[2], icmp[3] = 0, 0
+	var pkt []byte
+	proto := ipv4.ProtocolNumber
+	if from.Is4() {
+		pkt = make([]byte, header.IPv4MinimumSize+len(icmp))
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{
+			TotalLength: uint16(len(pkt)),
+			TTL:         64,
+			Protocol:    uint8(header.ICMPv4ProtocolNumber),
+			SrcAddr:     tcpip.AddrFrom4(from.As4()),
+			DstAddr:     tcpip.AddrFrom4(to.As4()),
+		})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		header.ICMPv4(icmp).SetChecksum(^checksum.Checksum(icmp, 0))
+	} else {
+		proto = ipv6.ProtocolNumber
+		src, dst := tcpip.AddrFrom16(from.As16()), tcpip.AddrFrom16(to.As16())
+		pkt = make([]byte, header.IPv6MinimumSize+len(icmp))
+		header.IPv6(pkt).Encode(&header.IPv6Fields{
+			PayloadLength:     uint16(len(icmp)),
+			TransportProtocol: header.ICMPv6ProtocolNumber,
+			HopLimit:          64,
+			SrcAddr:           src,
+			DstAddr:           dst,
+		})
+		h := header.ICMPv6(icmp)
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: src, Dst: dst}))
+	}
+	copy(pkt[len(pkt)-len(icmp):], icmp)
+	if e := st.s.WritePacketToRemote(nicID, mac, proto, buffer.MakeWithData(pkt)); e != nil {
 		st.log.Debug("icmp to the guest not delivered", "err", e)
 	}
 }
@@ -124,46 +173,69 @@ func (st *Stack) portUnreachable(guest, dst netip.AddrPort) {
 	st.sendUnreachable(guest.Addr(), dst.Addr(), header.UDPProtocolNumber, header.ICMPv4PortUnreachable, udp)
 }
 
+// icmpv6Unreachable is the ICMPv6 code of each ICMPv4 unreachable code the NAT
+// sends; the guest's kernel turns each into the same errno as the v4 one
+// (ENETUNREACH, EHOSTUNREACH, ECONNREFUSED).
+var icmpv6Unreachable = map[header.ICMPv4Code]header.ICMPv6Code{
+	header.ICMPv4NetUnreachable:  header.ICMPv6NetworkUnreachable,
+	header.ICMPv4HostUnreachable: header.ICMPv6AddressUnreachable,
+	header.ICMPv4PortUnreachable: header.ICMPv6PortUnreachable,
+}
+
 // sendUnreachable sends the guest an ICMP destination unreachable with
-// code, from dst, about a packet it sent to dst with protocol proto: the
-// quote is that packet's IP header and the first 8 bytes of its payload
-// (lead). The guest's link address is the one the stack learnt (the guest
-// resolved the gateway's before it sent anything through it).
+// code (its ICMPv6 counterpart for IPv6), from dst, about a packet it sent
+// to dst with protocol proto: the quote is that packet's IP header and the
+// first 8 bytes of its payload (lead). The guest's link address is the one
+// the stack learnt (the guest resolved the gateway's before it sent anything
+// through it).
 func (st *Stack) sendUnreachable(guest, dst netip.Addr, proto tcpip.TransportProtocolNumber, code header.ICMPv4Code, lead []byte) {
-	if !guest.Is4() || !dst.Is4() {
-		return // ICMPv4 only; an IPv6 guest reads no error, as when the host got none
-	}
 	mac, ok := st.linkAddrOf(guest)
 	if !ok {
 		st.log.Debug("icmp unreachable not sent: the guest's link address is unknown", "guest", guest)
 		return
 	}
-	quote := make([]byte, header.IPv4MinimumSize+len(lead))
-	ip := header.IPv4(quote)
-	ip.Encode(&header.IPv4Fields{
-		TotalLength: uint16(len(quote)),
-		TTL:         64,
-		Protocol:    uint8(proto),
-		SrcAddr:     tcpip.AddrFrom4(guest.As4()),
-		DstAddr:     tcpip.AddrFrom4(dst.As4()),
-	})
-	ip.SetChecksum(^ip.CalculateChecksum())
-	copy(quote[header.IPv4MinimumSize:], lead)
-	icmp := header.ICMPv4(make([]byte, header.ICMPv4MinimumSize+len(quote)))
-	icmp.SetType(header.ICMPv4DstUnreachable)
-	icmp.SetCode(code)
-	copy(icmp.Payload(), quote)
-	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	var quote []byte
+	icmpType, icmpCode := uint8(header.ICMPv4DstUnreachable), uint8(code)
+	if guest.Is4() {
+		quote = make([]byte, header.IPv4MinimumSize+len(lead))
+		ip := header.IPv4(quote)
+		ip.Encode(&header.IPv4Fields{
+			TotalLength: uint16(len(quote)),
+			TTL:         64,
+			Protocol:    uint8(proto),
+			SrcAddr:     tcpip.AddrFrom4(guest.As4()),
+			DstAddr:     tcpip.AddrFrom4(dst.As4()),
+		})
+		ip.SetChecksum(^ip.CalculateChecksum())
+	} else {
+		quote = make([]byte, header.IPv6MinimumSize+len(lead))
+		header.IPv6(quote).Encode(&header.IPv6Fields{
+			PayloadLength:     uint16(len(lead)),
+			TransportProtocol: proto,
+			HopLimit:          64,
+			SrcAddr:           tcpip.AddrFrom16(guest.As16()),
+			DstAddr:           tcpip.AddrFrom16(dst.As16()),
+		})
+		icmpType, icmpCode = uint8(header.ICMPv6DstUnreachable), uint8(icmpv6Unreachable[code])
+	}
+	copy(quote[len(quote)-len(lead):], lead)
+	// Both families: type, code, checksum, 4 unused bytes, then the quote.
+	icmp := make([]byte, header.ICMPv4MinimumSize+len(quote))
+	icmp[0], icmp[1] = icmpType, icmpCode
+	copy(icmp[header.ICMPv4MinimumSize:], quote)
 	st.writeToGuest(mac, dst, guest, icmp)
 }
 
 // linkAddrOf is the link address the stack knows for addr on the TAP.
 func (st *Stack) linkAddrOf(addr netip.Addr) (tcpip.LinkAddress, bool) {
-	ns, e := st.s.Neighbors(nicID, ipv4.ProtocolNumber)
+	proto, want := ipv4.ProtocolNumber, tcpip.AddrFromSlice(addr.AsSlice())
+	if addr.Is6() {
+		proto = ipv6.ProtocolNumber
+	}
+	ns, e := st.s.Neighbors(nicID, proto)
 	if e != nil {
 		return "", false
 	}
-	want := tcpip.AddrFrom4(addr.As4())
 	for _, n := range ns {
 		if n.Addr == want && n.LinkAddr != "" {
 			return n.LinkAddr, true
@@ -172,9 +244,14 @@ func (st *Stack) linkAddrOf(addr netip.Addr) (tcpip.LinkAddress, bool) {
 	return "", false
 }
 
-// pingSocket opens an unprivileged ICMP datagram socket on the netpoller.
-func pingSocket() (net.PacketConn, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+// pingSocket opens an unprivileged ICMP (or ICMPv6) datagram socket on the
+// netpoller.
+func pingSocket(v6 bool) (net.PacketConn, error) {
+	family, proto := unix.AF_INET, unix.IPPROTO_ICMP
+	if v6 {
+		family, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return nil, err
 	}

@@ -115,6 +115,9 @@ func (st *Stack) configure() error {
 	uf := udp.NewForwarder(s, st.handleUDP)
 	s.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
 	s.SetTransportProtocolHandler(icmp.ProtocolNumber4, st.handleICMP)
+	if st.cfg.Gateway6.IsValid() {
+		s.SetTransportProtocolHandler(icmp.ProtocolNumber6, st.handleICMP6)
+	}
 	return nil
 }
 

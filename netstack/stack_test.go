@@ -228,9 +228,7 @@ func TestIPv6TCPThroughGatewayToHostLoopback(t *testing.T) {
 		t.Skipf("this host has no IPv6 loopback: %v", err)
 	}
 	srv := echoOn(t, l)
-	cfg := testConfig(t, true, fakeUpstream(t, false))
-	v6, _ := Resolve(Args{MTU: 1500, HostIPv6: true}, []byte("nameserver 127.0.0.1\n"))
-	cfg.Subnet6, cfg.Guest6, cfg.Gateway6 = v6.Subnet6, v6.Guest6, v6.Gateway6
+	cfg := withIPv6(testConfig(t, true, fakeUpstream(t, false)))
 	tn := newTestNet(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -404,6 +402,73 @@ func TestTCPClosedPortRefusedAtOnce(t *testing.T) {
 	cfg := testConfig(t, true, fakeUpstream(t, false))
 	if took, err := failedDial(t, cfg, closed); took > time.Second || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("after %s: %v; want connection refused at once", took, err)
+	}
+}
+
+// withIPv6 gives cfg the IPv6 subnet the NAT uses where the host has IPv6.
+func withIPv6(cfg Config) Config {
+	v6, _ := Resolve(Args{MTU: 1500, HostIPv6: true}, []byte("nameserver 127.0.0.1\n"))
+	cfg.Subnet6, cfg.Guest6, cfg.Gateway6 = v6.Subnet6, v6.Guest6, v6.Gateway6
+	return cfg
+}
+
+// TestIPv6UnreachableAndRefusedAreICMPv6 checks the IPv6 counterparts of
+// the ICMPv4 cases below: a host dial failing with ENETUNREACH, and UDP to a
+// closed port on the host's [::1]. (EHOSTUNREACH becomes "address
+// unreachable", which gVisor playing the guest ignores; Linux reads it as
+// EHOSTUNREACH, which the end-to-end tests check.)
+func TestIPv6UnreachableAndRefusedAreICMPv6(t *testing.T) {
+	for _, tc := range []struct {
+		errno syscall.Errno
+		want  string
+	}{
+		{syscall.ENETUNREACH, "network is unreachable"},
+	} {
+		cfg := withIPv6(testConfig(t, true, fakeUpstream(t, false)))
+		cfg.dialTCP = func(context.Context, string) (net.Conn, error) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", tc.errno)}
+		}
+		tn := newTestNet(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		start := time.Now()
+		c, err := tn.dialTCP(ctx, netip.AddrPortFrom(cfg.Gateway6, 80))
+		cancel()
+		if err == nil {
+			c.Close()
+			t.Fatalf("connected through a dial failing with %v", tc.errno)
+		}
+		if took := time.Since(start); took > time.Second || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("IPv6, host dial failing with %v: the guest got %v after %s; want %q at once (an ICMPv6 unreachable)", tc.errno, err, took, tc.want)
+		}
+	}
+
+	l, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("this host has no IPv6 loopback: %v", err)
+	}
+	closed := l.LocalAddr().(*net.UDPAddr).AddrPort()
+	l.Close()
+	cfg := withIPv6(testConfig(t, true, fakeUpstream(t, false)))
+	tn := newTestNet(t, cfg)
+	c, err := gonet.DialUDP(tn.guest, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom16(cfg.Gateway6.As16()), Port: closed.Port()}, ipv6.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got error
+	for i := 0; i < 3 && got == nil; i++ {
+		if _, err := c.Write([]byte("anyone?")); err != nil {
+			got = err
+			break
+		}
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, got = c.Read(make([]byte, 64))
+		if got != nil && strings.Contains(got.Error(), "timeout") {
+			got = nil
+		}
+	}
+	if got == nil || !strings.Contains(got.Error(), "refused") {
+		t.Fatalf("IPv6 UDP to a closed port: %v; want connection refused (ICMPv6 port unreachable)", got)
 	}
 }
 

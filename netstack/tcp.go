@@ -37,8 +37,7 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	s, known := st.syns.take(id)
 	if err != nil {
-		// ICMPv4 only: an IPv6 flow's failure is answered as below.
-		if code, ok := unreachableCode(err); ok && known && dst.Addr().Is4() {
+		if code, ok := unreachableCode(err); ok && known {
 			st.log.Debug("tcp dial failed: destination unreachable", "dst", dst, "target", target, "err", err)
 			st.tcpUnreachable(id, s, code)
 			r.Complete(false)

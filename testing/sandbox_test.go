@@ -70,6 +70,35 @@ func TestIPv6AsTheHostHasIt(t *testing.T) {
 	if out, _, _ := in.nettool("dial", closed, "10"); !strings.HasPrefix(out, "refused after 0s") {
 		t.Fatalf("a closed IPv6 port of the host from inside: %q", out)
 	}
+	// ICMPv6: echo to the gateway (answered by the NAT) and to the host (a
+	// ping socket of the host's), and the errors the host's kernel reports
+	// come back as ICMPv6 the namespace's kernel turns into the same errno.
+	for _, dst := range []string{"fd75:6e65:7465::2", ip6.String()} {
+		if out, errOut, code := in.exec("", "busybox", "ping", "-6", "-c", "1", "-W", "3", dst); code != 0 || !strings.Contains(out, "1 packets received") {
+			t.Errorf("ping -6 %s from inside: code %d out %q err %q", dst, code, out, errOut)
+		}
+	}
+	u, err := net.ListenUDP("udp6", &net.UDPAddr{IP: ip6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uclosed := u.LocalAddr().String()
+	u.Close()
+	if out, errOut, code := in.nettool("uprobe", uclosed); code != 0 || strings.TrimSpace(out) != "refused" {
+		t.Errorf("datagrams to a closed IPv6 UDP port: %q %q %d; want refused (ICMPv6 port unreachable)", out, errOut, code)
+	}
+	hostRoute(t, "unreachable", "2001:db8:dead::/48")
+	hostRoute(t, "throw", "2001:db8:beef::/48")
+	for addr, want := range map[string]string{"[2001:db8:dead::7]:80": "host unreachable after 0s", "[2001:db8:beef::7]:80": "net unreachable after 0s"} {
+		if out, errOut, code := in.nettool("dial", addr, "5"); code != 0 || !strings.HasPrefix(out, want) {
+			t.Errorf("dial to %s: %q %q %d; want %q (an ICMPv6 unreachable, as the host got EHOSTUNREACH / ENETUNREACH)", addr, out, errOut, code, want)
+		}
+	}
+	// The echo is the destination's, not the NAT's: nothing answers for an
+	// address the host cannot reach.
+	if out, _, code := in.exec("", "busybox", "ping", "-6", "-c", "1", "-W", "2", "2001:db8:dead::7"); code == 0 || strings.Contains(out, "1 packets received") {
+		t.Errorf("ping -6 of an address the host cannot reach was answered: %q", out)
+	}
 	// kube-proxy reads IPv6's `all` switch: it stays off.
 	if out, _, _ := in.exec("", "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6"); strings.TrimSpace(out) != "1" {
 		t.Fatalf("net.ipv6.conf.all.disable_ipv6 inside = %q, want 1", out)
