@@ -52,6 +52,8 @@ const (
 	vnetGSOTCPv6      = 4
 
 	tunFCsum = 0x01 // TUN_F_CSUM: the namespace may hand over frames with partial checksums
+	tunFTSO4 = 0x02 // TUN_F_TSO4: ... and TCP segments above the MTU, cut by the NAT's stack
+	tunFTSO6 = 0x04 // TUN_F_TSO6
 
 	// smallView holds whole ACKs, ARP, DNS and ICMP frames; only larger
 	// frames use the big view too.
@@ -312,8 +314,8 @@ func (l *tapLink) readLoop(d stack.NetworkDispatcher) {
 		var rerr error
 		frameMax := int(mtu)
 		if l.vnet {
-			// A peer offered GSO may send segments above the MTU (the
-			// kernel is not offered TSO; a gVisor peer in tests is).
+			// A peer offered TSO (the kernel) or GSO (gVisor in tests)
+			// sends segments above the MTU.
 			frameMax = max(frameMax, tapGSOMaxSize)
 		}
 		err := rc.Read(func(fd uintptr) bool {
