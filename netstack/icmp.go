@@ -129,38 +129,49 @@ func (st *Stack) ping(req pingRequest) {
 // at to (link address mac).
 func (st *Stack) writeToGuest(mac tcpip.LinkAddress, from, to netip.Addr, icmp []byte) {
 	icmp[2], icmp[3] = 0, 0
-	var pkt []byte
-	proto := ipv4.ProtocolNumber
+	proto, l4 := ipv4.ProtocolNumber, header.ICMPv4ProtocolNumber
+	if from.Is6() {
+		proto, l4 = ipv6.ProtocolNumber, header.ICMPv6ProtocolNumber
+	}
+	pkt := ipPacket(from, to, l4, len(icmp))
 	if from.Is4() {
-		pkt = make([]byte, header.IPv4MinimumSize+len(icmp))
-		ip := header.IPv4(pkt)
-		ip.Encode(&header.IPv4Fields{
-			TotalLength: uint16(len(pkt)),
-			TTL:         64,
-			Protocol:    uint8(header.ICMPv4ProtocolNumber),
-			SrcAddr:     tcpip.AddrFrom4(from.As4()),
-			DstAddr:     tcpip.AddrFrom4(to.As4()),
-		})
-		ip.SetChecksum(^ip.CalculateChecksum())
 		header.ICMPv4(icmp).SetChecksum(^checksum.Checksum(icmp, 0))
 	} else {
-		proto = ipv6.ProtocolNumber
-		src, dst := tcpip.AddrFrom16(from.As16()), tcpip.AddrFrom16(to.As16())
-		pkt = make([]byte, header.IPv6MinimumSize+len(icmp))
-		header.IPv6(pkt).Encode(&header.IPv6Fields{
-			PayloadLength:     uint16(len(icmp)),
-			TransportProtocol: header.ICMPv6ProtocolNumber,
-			HopLimit:          64,
-			SrcAddr:           src,
-			DstAddr:           dst,
-		})
 		h := header.ICMPv6(icmp)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h, Src: src, Dst: dst}))
+		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: h,
+			Src: tcpip.AddrFrom16(from.As16()), Dst: tcpip.AddrFrom16(to.As16())}))
 	}
 	copy(pkt[len(pkt)-len(icmp):], icmp)
 	if e := st.s.WritePacketToRemote(nicID, mac, proto, buffer.MakeWithData(pkt)); e != nil {
 		st.log.Debug("icmp to the guest not delivered", "err", e)
 	}
+}
+
+// ipPacket returns an IPv4 or IPv6 packet (by src's family) from src to dst
+// carrying proto, its header filled in and n bytes of payload left zero.
+func ipPacket(src, dst netip.Addr, proto tcpip.TransportProtocolNumber, n int) []byte {
+	if src.Is4() {
+		pkt := make([]byte, header.IPv4MinimumSize+n)
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{
+			TotalLength: uint16(len(pkt)),
+			TTL:         64,
+			Protocol:    uint8(proto),
+			SrcAddr:     tcpip.AddrFrom4(src.As4()),
+			DstAddr:     tcpip.AddrFrom4(dst.As4()),
+		})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		return pkt
+	}
+	pkt := make([]byte, header.IPv6MinimumSize+n)
+	header.IPv6(pkt).Encode(&header.IPv6Fields{
+		PayloadLength:     uint16(n),
+		TransportProtocol: proto,
+		HopLimit:          64,
+		SrcAddr:           tcpip.AddrFrom16(src.As16()),
+		DstAddr:           tcpip.AddrFrom16(dst.As16()),
+	})
+	return pkt
 }
 
 // portUnreachable tells the guest what the host's kernel told the NAT: no
@@ -194,28 +205,9 @@ func (st *Stack) sendUnreachable(guest, dst netip.Addr, proto tcpip.TransportPro
 		st.log.Debug("icmp unreachable not sent: the guest's link address is unknown", "guest", guest)
 		return
 	}
-	var quote []byte
+	quote := ipPacket(guest, dst, proto, len(lead))
 	icmpType, icmpCode := uint8(header.ICMPv4DstUnreachable), uint8(code)
-	if guest.Is4() {
-		quote = make([]byte, header.IPv4MinimumSize+len(lead))
-		ip := header.IPv4(quote)
-		ip.Encode(&header.IPv4Fields{
-			TotalLength: uint16(len(quote)),
-			TTL:         64,
-			Protocol:    uint8(proto),
-			SrcAddr:     tcpip.AddrFrom4(guest.As4()),
-			DstAddr:     tcpip.AddrFrom4(dst.As4()),
-		})
-		ip.SetChecksum(^ip.CalculateChecksum())
-	} else {
-		quote = make([]byte, header.IPv6MinimumSize+len(lead))
-		header.IPv6(quote).Encode(&header.IPv6Fields{
-			PayloadLength:     uint16(len(lead)),
-			TransportProtocol: proto,
-			HopLimit:          64,
-			SrcAddr:           tcpip.AddrFrom16(guest.As16()),
-			DstAddr:           tcpip.AddrFrom16(dst.As16()),
-		})
+	if guest.Is6() {
 		icmpType, icmpCode = uint8(header.ICMPv6DstUnreachable), uint8(icmpv6Unreachable[code])
 	}
 	copy(quote[len(quote)-len(lead):], lead)

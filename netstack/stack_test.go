@@ -455,19 +455,7 @@ func TestIPv6UnreachableAndRefusedAreICMPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var got error
-	for i := 0; i < 3 && got == nil; i++ {
-		if _, err := c.Write([]byte("anyone?")); err != nil {
-			got = err
-			break
-		}
-		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		_, got = c.Read(make([]byte, 64))
-		if got != nil && strings.Contains(got.Error(), "timeout") {
-			got = nil
-		}
-	}
-	if got == nil || !strings.Contains(got.Error(), "refused") {
+	if got := probeUDP(c); got == nil || !strings.Contains(got.Error(), "refused") {
 		t.Fatalf("IPv6 UDP to a closed port: %v; want connection refused (ICMPv6 port unreachable)", got)
 	}
 }
@@ -487,25 +475,27 @@ func TestUDPToClosedPortIsPortUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	var got error
-	// The first datagram opens the flow; the refusal of any of them comes
-	// back as an ICMP port unreachable, which a connected socket reads as
-	// ECONNREFUSED.
-	for i := 0; i < 3 && got == nil; i++ {
-		if _, err := c.Write([]byte("anyone?")); err != nil {
-			got = err
-			break
-		}
-		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		_, got = c.Read(make([]byte, 64))
-		if got != nil && strings.Contains(got.Error(), "timeout") {
-			got = nil
-		}
-	}
-	if got == nil || !strings.Contains(got.Error(), "refused") {
+	if got := probeUDP(c); got == nil || !strings.Contains(got.Error(), "refused") {
 		t.Fatalf("UDP to a closed port: %v; want connection refused (ICMP port unreachable)", got)
 	}
+}
+
+// probeUDP sends up to three datagrams on c, each followed by a short read,
+// and returns the first error other than the reads' timeouts, or nil. The
+// first datagram opens the flow; the refusal of any of them comes back as an
+// ICMP port unreachable, which a connected socket reads as ECONNREFUSED.
+func probeUDP(c *gonet.UDPConn) error {
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	for i := 0; i < 3; i++ {
+		if _, err := c.Write([]byte("anyone?")); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 64)); err != nil && !strings.Contains(err.Error(), "timeout") {
+			return err
+		}
+	}
+	return nil
 }
 
 func TestTCPUnreachableIsICMPUnreachable(t *testing.T) {
