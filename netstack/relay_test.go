@@ -10,7 +10,7 @@ import (
 // TestCopyToGuestBulkAndShortReads copies a stream whose reads fill the
 // buffer (the pipelined mode) and one that never does, byte for byte.
 func TestCopyToGuestBulkAndShortReads(t *testing.T) {
-	want := make([]byte, 5*relayBufSize+12345)
+	want := make([]byte, 3*bulkBufSize+12345)
 	for i := range want {
 		want[i] = byte(i*31 + i>>11)
 	}
@@ -33,8 +33,9 @@ func TestCopyToGuestStopsAtAWriteError(t *testing.T) {
 	boom := errors.New("guest gone")
 	w := &failAfter{n: 2 * relayBufSize, err: boom}
 	n, err := copyToGuest(w, src)
-	if !errors.Is(err, boom) || n != 2*relayBufSize {
-		t.Fatalf("copied %d bytes with err %v, want %d and %v", n, err, 2*relayBufSize, boom)
+	// One serial write, one bulk write; the third write fails.
+	if want := int64(relayBufSize + bulkBufSize); !errors.Is(err, boom) || n != want {
+		t.Fatalf("copied %d bytes with err %v, want %d and %v", n, err, want, boom)
 	}
 }
 
