@@ -22,37 +22,15 @@ var bulkBufs = sync.Pool{New: func() any { b := make([]byte, bulkBufSize); retur
 // copyHalf copies src to dst with a pooled buffer. It deliberately avoids
 // io.Copy's ReaderFrom/WriterTo dispatch, which would fall back to 32 KiB
 // buffers for gonet connections.
-func copyHalf(dst io.Writer, src io.Reader) (int64, error) {
-	bp := relayBufs.Get().(*[]byte)
-	defer relayBufs.Put(bp)
-	buf := *bp
-	var n int64
-	for {
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if rerr != nil {
-			if rerr == io.EOF {
-				return n, nil
-			}
-			return n, rerr
-		}
-	}
-}
-
-// copyToGuest copies the host's side of a flow to the guest's. It starts as
-// copyHalf; once a read fills the whole buffer (a bulk stream), reading moves
-// to a goroutine of its own with two 1 MiB buffers, so the next read from the
-// host socket overlaps gVisor's segmenting and the TAP writes of this one.
-// On 2 cores that took a download from 8.0 to 8.9 Gbit/s (the larger reads
-// did more, see bulkBufSize). Interactive and idle flows never fill the
-// buffer and keep one buffer and no extra goroutine.
-func copyToGuest(dst io.Writer, src io.Reader) (int64, error) {
+//
+// With pipelineBulk (the host's side toward the guest), once a read fills the
+// whole buffer (a bulk stream), reading moves to copyPipelined: a goroutine of
+// its own with two 1 MiB buffers, so the next read from the host socket
+// overlaps gVisor's segmenting and the TAP writes of this one. On 2 cores that
+// took a download from 8.0 to 8.9 Gbit/s (the larger reads did more, see
+// bulkBufSize). Interactive and idle flows never fill the buffer and keep one
+// buffer and no extra goroutine.
+func copyHalf(dst io.Writer, src io.Reader, pipelineBulk bool) (int64, error) {
 	bp := relayBufs.Get().(*[]byte)
 	var n int64
 	for {
@@ -67,23 +45,27 @@ func copyToGuest(dst io.Writer, src io.Reader) (int64, error) {
 		}
 		if rerr != nil {
 			relayBufs.Put(bp)
-			if rerr == io.EOF {
-				return n, nil
-			}
-			return n, rerr
+			return n, eofIsEnd(rerr)
 		}
-		if nr == len(*bp) {
-			m, err := copyPipelined(dst, src, bp)
+		if pipelineBulk && nr == len(*bp) {
+			relayBufs.Put(bp)
+			m, err := copyPipelined(dst, src)
 			return n + m, err
 		}
 	}
 }
 
-// copyPipelined is copyToGuest's bulk mode: one goroutine reads src into
-// two bulk buffers in turn while the caller writes the other to dst. bp, the
-// serial mode's buffer, goes back to its pool.
-func copyPipelined(dst io.Writer, src io.Reader, bp *[]byte) (int64, error) {
-	relayBufs.Put(bp)
+// eofIsEnd is err, except that EOF, the end of a copy, is no error.
+func eofIsEnd(err error) error {
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+// copyPipelined is copyHalf's bulk mode: one goroutine reads src into two
+// bulk buffers in turn while the caller writes the other to dst.
+func copyPipelined(dst io.Writer, src io.Reader) (int64, error) {
 	type chunk struct {
 		bp  *[]byte
 		n   int
@@ -125,10 +107,7 @@ func copyPipelined(dst io.Writer, src io.Reader, bp *[]byte) (int64, error) {
 			// The reader is gone; the other buffer waits in free.
 			bulkBufs.Put(c.bp)
 			bulkBufs.Put(<-free)
-			if c.err == io.EOF {
-				return n, nil
-			}
-			return n, c.err
+			return n, eofIsEnd(c.err)
 		}
 		free <- c.bp
 	}

@@ -231,17 +231,12 @@ func (l *tapLink) SetOnCloseAction(f func()) {
 // WritePackets implements stack.LinkEndpoint. A TAP takes one frame per
 // write; the kernel never blocks or short-writes it.
 func (l *tapLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	n := 0
-	for _, pkt := range pkts.AsSlice() {
+	for i, pkt := range pkts.AsSlice() {
 		if err := l.writePacket(pkt); err != nil {
-			if n == 0 {
-				return 0, err
-			}
-			break
+			return i, err
 		}
-		n++
 	}
-	return n, nil
+	return pkts.Len(), nil
 }
 
 func (l *tapLink) writePacket(pkt *stack.PacketBuffer) tcpip.Error {
@@ -332,14 +327,10 @@ func (l *tapLink) readLoop(d stack.NetworkDispatcher) {
 		if pkt == nil {
 			continue
 		}
-		hdr, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
-		if ok {
-			eth := header.Ethernet(hdr)
-			dst := eth.DestinationAddress()
-			pkt.NetworkProtocolNumber = eth.Type()
+		if l.ParseHeader(pkt) {
 			// Ours, or broadcast/multicast (ARP requests, neighbour solicitations).
-			if dst == addr || dst[0]&1 == 1 {
-				d.DeliverNetworkPacket(eth.Type(), pkt)
+			if dst := header.Ethernet(pkt.LinkHeader().Slice()).DestinationAddress(); dst == addr || dst[0]&1 == 1 {
+				d.DeliverNetworkPacket(pkt.NetworkProtocolNumber, pkt)
 			}
 		}
 		pkt.DecRef()

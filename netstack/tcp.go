@@ -89,13 +89,13 @@ func (st *Stack) relayTCP(guest *gonet.TCPConn, host net.Conn) {
 	defer st.flows.Add(-1)
 	done := make(chan struct{})
 	go func() {
-		copyHalf(host, guest)
+		copyHalf(host, guest, false)
 		if hc, ok := host.(interface{ CloseWrite() error }); ok {
 			hc.CloseWrite()
 		}
 		close(done)
 	}()
-	copyToGuest(guest, host)
+	copyHalf(guest, host, true)
 	guest.CloseWrite()
 	<-done
 	guest.Close()
