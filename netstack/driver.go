@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -156,19 +157,25 @@ func (d *ParentDriver) acceptTAP(l *net.UnixListener) {
 }
 
 // ChildDriver is the RootlessKit network driver of the child side.
-type ChildDriver struct{}
+type ChildDriver struct {
+	Log io.Writer // warnings of the child's set-up
+}
 
 var _ network.ChildDriver = ChildDriver{}
 
 // ConfigureNetworkChild opens the TAP device in the child's network namespace
 // and passes its fd to the parent. RootlessKit then brings it up with the
-// addresses of msg.
-func (ChildDriver) ConfigureNetworkChild(msg *messages.ParentInitNetworkDriverCompleted, detachedNetNSPath string) (string, error) {
+// addresses of msg. It first sets the namespace's IPv6 and TCP defaults
+// (disableIPv6, setLocalCongestion), before anything inside opens a socket.
+func (d ChildDriver) ConfigureNetworkChild(msg *messages.ParentInitNetworkDriverCompleted, detachedNetNSPath string) (string, error) {
 	sock := msg.NetworkDriverOpaque[opaqueTAPSocket]
 	if sock == "" {
 		return "", errors.New("netstack: the parent sent no TAP socket")
 	}
 	disableIPv6()
+	if _, err := setLocalCongestion(); err != nil && d.Log != nil {
+		fmt.Fprintf(d.Log, "unetes: forwarded ports and the NAT will be slower: %v\n", err)
+	}
 	f, err := openTAP(msg.Dev)
 	if err != nil {
 		return "", err

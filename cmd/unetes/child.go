@@ -20,7 +20,7 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 	target := append([]string{"/proc/self/exe", "_sandbox"}, fs.Args()...)
 	err := nsinit.RunChild(nsinit.ChildConfig{
 		TargetCmd: target,
-		Network:   netstack.ChildDriver{},
+		Network:   netstack.ChildDriver{Log: stderr},
 		Ports:     hostfwd.ChildDriver(stderr),
 	})
 	if err != nil {

@@ -49,7 +49,8 @@ func main() {
 		b.dockerTable()
 		return
 	}
-	fmt.Printf("NAT throughput, namespace <-> host %s, iperf3 -t %d, median of %d runs, MTU 65520, all in this run\n\n", b.hostIP, *flagDuration, *flagRuns)
+	fmt.Printf("NAT throughput, namespace <-> host %s, iperf3 -t %d, median of %d runs, MTU 65520, all in this run\n", b.hostIP, *flagDuration, *flagRuns)
+	fmt.Printf("host TCP congestion control: %s (host loopback and the host's ends of every flow use it)\n\n", hostCongestion())
 	loop := b.loopback()
 	if *flagOnly == "" || *flagOnly == "nat" {
 		rows := []result{loop, b.unetes(), b.slirp4netns(), b.pasta()}
@@ -70,6 +71,15 @@ func main() {
 		b.kubeTable()
 		b.dockerTable()
 	}
+}
+
+// hostCongestion is the host's default TCP congestion control.
+func hostCongestion() string {
+	cc, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(cc))
 }
 
 func (b *bench) kubeTable() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -112,11 +113,19 @@ func iperfOnce(prefix []string, server string, port int, reverse bool, prep func
 	if reverse {
 		args = append(args, "-R")
 	}
-	cmd := exec.Command(args[0], args[1:]...)
+	// A setup whose forwarder dies mid-run leaves the client waiting on a
+	// connection nobody serves: give up well after the run should end.
+	limit := time.Duration(*flagDuration)*time.Second + 30*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	if prep != nil {
 		cmd = prep(cmd)
 	}
 	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("%s: no result after %s (killed)", strings.Join(args, " "), limit)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, lastLine(out))
 	}
