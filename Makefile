@@ -29,9 +29,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.gvisorVersion=$(GVISOR) -X m
 # and the runc wrapper (run several times per container: unetes would spend
 # ~0.3 s initialising at each) are pure Go.
 HELPERS     := embed/helpers
-HELPERS_STAMP := $(HELPERS)/.built-runc-$(RUNC_VERSION)-cni-$(CNI_VERSION)
-CNI_PLUGINS := main/bridge ipam/host-local main/loopback meta/portmap
-HELPER_NAMES := runc runc-wrapper containerd-shim-runc-v2 bridge host-local loopback portmap pause dockerd
+CNI_PLUGINS := main/bridge ipam/host-local main/loopback meta/portmap meta/tuning
+# The stamp names the plugins too, so adding one rebuilds the helpers.
+HELPERS_STAMP := $(HELPERS)/.built-runc-$(RUNC_VERSION)-cni-$(CNI_VERSION)-$(subst $() ,+,$(notdir $(CNI_PLUGINS)))
+HELPER_NAMES := runc runc-wrapper containerd-shim-runc-v2 bridge host-local loopback portmap tuning pause dockerd
 # dockerd uses the instance's containerd (no embedded one) and its
 # snapshotters (no graph drivers of its own for btrfs or zfs).
 DOCKERD_TAGS := no_embedded_containerd exclude_graphdriver_btrfs exclude_graphdriver_zfs netgo osusergo

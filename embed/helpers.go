@@ -35,7 +35,7 @@ const (
 )
 
 // Helper binaries unetes writes to <data>/bin/<hash>/ and runs from there.
-var helperNames = []string{"runc", "runc-wrapper", "containerd-shim-runc-v2", "bridge", "host-local", "loopback", "portmap", "pause", DockerdHelper}
+var helperNames = []string{"runc", "runc-wrapper", "containerd-shim-runc-v2", "bridge", "host-local", "loopback", "portmap", "tuning", "pause", DockerdHelper}
 
 // ErrNoHelpers means the binary was built without `make helpers`.
 var ErrNoHelpers = errors.New("this unetes binary has no embedded runc/shim/CNI plugins/pause: build it with `make build`, not plain `go build`")

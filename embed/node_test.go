@@ -32,6 +32,12 @@ func TestNodeConfigGoldens(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "cni", lines(cni))
+	tuned := testNodeConfig(false)
+	tuned.PodTCPCongestion = "reno"
+	if cni, err = cniConfig(tuned); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "cni-tuning", lines(cni))
 	golden(t, "containerd", lines(containerdTOML(ContainerdConfig{
 		Root: "/data/containerd", State: "/run/containerd", Address: "/state/containerd.sock", Snapshotter: "overlayfs",
 		ShimPath: "/data/bin/0123/containerd-shim-runc-v2", RuncPath: "/state/bin/runc", CNIBinDir: "/data/bin/0123", CNIConfDir: "/state/cni/net.d", PauseImage: PauseImage,

@@ -31,6 +31,10 @@ type NodeConfig struct {
 	// through; empty when the DNS add-on is off (pods then fall back to the
 	// node's resolv.conf, as upstream does).
 	ClusterDNS string
+	// PodTCPCongestion, when set, is the default TCP congestion control
+	// the tuning plugin gives each pod's network namespace, which would
+	// otherwise start with the host's (see netstack.PodCongestion).
+	PodTCPCongestion string
 }
 
 func (c NodeConfig) pki(f string) string { return filepath.Join(c.DataDir, "pki", f) }
@@ -136,7 +140,8 @@ nftables:
 
 // cniConfig renders the bridge network: pods on cni0 in the node's pod
 // range (masqueraded out through the namespace's NAT by one rule for the
-// range, setupMasquerade, not by the plugin per pod); portmap for hostPort.
+// range, setupMasquerade, not by the plugin per pod); portmap for hostPort;
+// tuning for the pods' TCP congestion control where it is set.
 func cniConfig(c NodeConfig) (string, error) {
 	podCIDR, err := c.PodCIDR()
 	if err != nil {
@@ -159,6 +164,10 @@ func cniConfig(c NodeConfig) (string, error) {
 			// and end, port mappings or not.
 			map[string]any{"type": "portmap", "backend": c.ProxyMode, "capabilities": map[string]any{"portMappings": true}},
 		},
+	}
+	if c.PodTCPCongestion != "" {
+		conf["plugins"] = append(conf["plugins"].([]any),
+			map[string]any{"type": "tuning", "sysctl": map[string]any{"net.ipv4.tcp_congestion_control": c.PodTCPCongestion}})
 	}
 	b, err := json.MarshalIndent(conf, "", "  ")
 	return string(b) + "\n", err

@@ -28,14 +28,34 @@ func localCongestion(inherited string) []string {
 	return []string{"cubic", "reno"}
 }
 
-// setLocalCongestion applies localCongestion to the namespace's default. It
-// returns the default now in force.
-func setLocalCongestion() (string, error) {
+// PodCongestion is the congestion control to give the network namespaces
+// made inside (pods'), which start with the host's default, not the
+// namespace's: the namespace's own (inside) where the host's paces and
+// that one does not; empty where pods can keep the host's.
+func PodCongestion(host, inside string) string {
+	if localCongestion(host) == nil || localCongestion(inside) != nil {
+		return ""
+	}
+	return inside
+}
+
+// Congestion is the default TCP congestion control of the caller's
+// network namespace.
+func Congestion() (string, error) {
 	b, err := os.ReadFile(tcpCongestionSysctl)
 	if err != nil {
 		return "", fmt.Errorf("tcp congestion control: %w", err)
 	}
-	cur := strings.TrimSpace(string(b))
+	return strings.TrimSpace(string(b)), nil
+}
+
+// setLocalCongestion applies localCongestion to the namespace's default. It
+// returns the default now in force.
+func setLocalCongestion() (string, error) {
+	cur, err := Congestion()
+	if err != nil {
+		return "", err
+	}
 	var errs []string
 	for _, cc := range localCongestion(cur) {
 		if err := os.WriteFile(tcpCongestionSysctl, []byte(cc), 0o644); err != nil {

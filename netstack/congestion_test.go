@@ -18,3 +18,17 @@ func TestLocalCongestionReplacesPacingOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestPodCongestionFollowsTheNamespaceOnlyWhereTheHostPaces(t *testing.T) {
+	for _, c := range []struct{ host, inside, want string }{
+		{"bbr", "reno", "reno"},
+		{"bbr", "cubic", "cubic"},
+		{"bbr", "bbr", ""}, // the namespace could not change it: pods can't either
+		{"cubic", "cubic", ""},
+		{"dctcp", "dctcp", ""},
+	} {
+		if got := PodCongestion(c.host, c.inside); got != c.want {
+			t.Errorf("PodCongestion(%q, %q) = %q, want %q", c.host, c.inside, got, c.want)
+		}
+	}
+}

@@ -45,6 +45,7 @@ type sandboxArgs struct {
 	disable           string
 	lbAddress         string
 	lbIngress         string
+	hostTCPCongestion string
 	debug             bool
 }
 
@@ -66,6 +67,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.disable, "disable", "", "add-ons not to run (comma-separated)")
 	fs.StringVar(&a.lbAddress, "lb-address", "127.0.0.1", "host address LoadBalancer Services and hostPorts are published on")
 	fs.StringVar(&a.lbIngress, "lb-ingress", "127.0.0.1", "the address LoadBalancer Services' status gives")
+	fs.StringVar(&a.hostTCPCongestion, "host-tcp-congestion", "", "the host's default TCP congestion control, which pods' namespaces start with")
 	fs.BoolVar(&a.debug, "debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil || a.stateDir == "" || a.dataDir == "" {
 		return 2
@@ -107,6 +109,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	}
 	nc := embed.NodeConfig{Config: cfg, LimitsEnforced: a.limitsEnforced, CgroupRoot: a.cgroupRoot, ProxyMode: embed.DetectProxyMode(),
 		ContainerdSock: filepath.Join(a.stateDir, containerdSocketName)}
+	nc.PodTCPCongestion = podCongestion(a.hostTCPCongestion, log)
 	if !slices.Contains(disabled, addons.DNS) {
 		ip, err := cfg.DNSServiceIP()
 		if err != nil {

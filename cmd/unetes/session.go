@@ -137,6 +137,11 @@ func (s *session) startSandbox(ctx context.Context) error {
 		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","), "--lb-ingress", cfg.lbIngress.String())
 	}
 	childArgs = append(childArgs, "--lb-address", cfg.lbAddress.String())
+	// The host's TCP default, which the pods' namespaces start with: the
+	// sandbox cannot read it from inside.
+	if cc, err := netstack.Congestion(); err == nil {
+		childArgs = append(childArgs, "--host-tcp-congestion", cc)
+	}
 	if cfg.docker {
 		childArgs = append(childArgs, "--docker")
 	}
