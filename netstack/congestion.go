@@ -17,10 +17,10 @@ const tcpCongestionSysctl = "/proc/sys/net/ipv4/tcp_congestion_control"
 // stack across the TAP, or in a pod. The internet hop is the host's own
 // socket, which the NAT opens with the host's congestion control. BBR,
 // without the fq qdisc, paces in the kernel with a timer per burst; on
-// these local hops that costs a third of the throughput (`unetes
-// forward` 0.70 -> 0.9x host loopback, NAT upload 8 -> 11 Gbit/s on the
-// development host). Cubic and Reno do not pace; a namespace may pick
-// Reno, and Cubic where the host allows it to unprivileged users.
+// these local hops that costs a quarter to a third of the throughput
+// (`unetes forward` 0.6-0.7x -> 0.8-0.9x host loopback, NAT upload +35% on
+// the development host). Cubic and Reno do not pace; a namespace may pick
+// Reno, and Cubic where net.ipv4.tcp_allowed_congestion_control lists it.
 func localCongestion(inherited string) []string {
 	if !strings.HasPrefix(inherited, "bbr") {
 		return nil
