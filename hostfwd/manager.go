@@ -16,6 +16,8 @@ import (
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 	builtinchild "github.com/rootless-containers/rootlesskit/v3/pkg/port/builtin/child"
 	builtinparent "github.com/rootless-containers/rootlesskit/v3/pkg/port/builtin/parent"
+
+	"github.com/unetes/unetes/netstack"
 )
 
 // Config configures a Manager.
@@ -57,10 +59,12 @@ var ErrNotRemovable = errors.New("forward cannot be removed")
 
 // New creates a Manager and reads the saved forwards.
 func New(cfg Config, log *slog.Logger) (*Manager, error) {
-	drv, err := builtinparent.NewDriver(logWriter{log}, cfg.StateDir, cfg.PreserveSourceIP, "auto")
+	rk, err := builtinparent.NewDriver(logWriter{log}, cfg.StateDir, cfg.PreserveSourceIP, "auto")
 	if err != nil {
 		return nil, fmt.Errorf("create port driver: %w", err)
 	}
+	host, _ := netstack.Congestion()
+	drv := unpacedDriver{ParentDriver: rk, host: host, log: log}
 	path := filepath.Join(cfg.DataDir, storeFile)
 	saved, err := load(path)
 	if err != nil {

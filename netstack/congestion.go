@@ -22,11 +22,15 @@ const tcpCongestionSysctl = "/proc/sys/net/ipv4/tcp_congestion_control"
 // the development host). Cubic and Reno do not pace; a namespace may pick
 // Reno, and Cubic where net.ipv4.tcp_allowed_congestion_control lists it.
 func localCongestion(inherited string) []string {
-	if !strings.HasPrefix(inherited, "bbr") {
+	if !Paces(inherited) {
 		return nil
 	}
 	return []string{"cubic", "reno"}
 }
+
+// Paces reports whether congestion control cc paces in the kernel, with a
+// timer per burst, where no fq qdisc does it (BBR).
+func Paces(cc string) bool { return strings.HasPrefix(cc, "bbr") }
 
 // PodCongestion is the congestion control to give the network namespaces
 // made inside (pods'), which start with the host's default, not the
