@@ -16,8 +16,6 @@ import (
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 	builtinchild "github.com/rootless-containers/rootlesskit/v3/pkg/port/builtin/child"
 	builtinparent "github.com/rootless-containers/rootlesskit/v3/pkg/port/builtin/parent"
-
-	"github.com/unetes/unetes/netstack"
 )
 
 // Config configures a Manager.
@@ -28,6 +26,10 @@ type Config struct {
 	// non-loopback clients) through IP_TRANSPARENT and policy routing inside
 	// the namespace; where that cannot be set up, they see 127.0.0.1.
 	PreserveSourceIP bool
+	// UnpaceLoopback gives TCP forwards listening on a loopback address
+	// reno (see unpacedDriver); set it where the host's default
+	// congestion control paces.
+	UnpaceLoopback bool
 }
 
 // Resolver looks up the cluster IP of Service "namespace/name" and checks
@@ -63,8 +65,7 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create port driver: %w", err)
 	}
-	host, _ := netstack.Congestion()
-	drv := unpacedDriver{ParentDriver: rk, host: host, log: log}
+	drv := unpacedDriver{ParentDriver: rk, on: cfg.UnpaceLoopback, log: log}
 	path := filepath.Join(cfg.DataDir, storeFile)
 	saved, err := load(path)
 	if err != nil {

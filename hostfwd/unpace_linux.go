@@ -10,27 +10,25 @@ import (
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 	"golang.org/x/sys/unix"
-
-	"github.com/unetes/unetes/netstack"
 )
 
 // unpacedDriver is the port driver with one change: a TCP forward that
 // listens on a loopback address serves only this machine's programs, so
-// where the host's default congestion control paces (BBR, see
-// netstack.Paces) its listening socket gets reno, which every accepted
+// where the host's default congestion control paces (BBR; Config's
+// UnpaceLoopback) its listening socket gets reno, which every accepted
 // connection inherits. The namespace's hop already does not pace; this is
 // the host's hop of a download (the forward sends to the host client).
 // A forward on another address keeps the host's default: its clients may
 // be across a real network.
 type unpacedDriver struct {
 	port.ParentDriver
-	host string // the host's default congestion control
-	log  *slog.Logger
+	on  bool
+	log *slog.Logger
 }
 
 func (d unpacedDriver) AddPort(ctx context.Context, spec port.Spec) (*port.Status, error) {
 	st, err := d.ParentDriver.AddPort(ctx, spec)
-	if err != nil || !netstack.Paces(d.host) || (spec.Proto != "tcp" && spec.Proto != "tcp4" && spec.Proto != "tcp6") {
+	if err != nil || !d.on || (spec.Proto != "tcp" && spec.Proto != "tcp4" && spec.Proto != "tcp6") {
 		return st, err
 	}
 	if a, perr := netip.ParseAddr(spec.ParentIP); perr == nil && a.IsLoopback() {

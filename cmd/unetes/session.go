@@ -139,15 +139,17 @@ func (s *session) startSandbox(ctx context.Context) error {
 	childArgs = append(childArgs, "--lb-address", cfg.lbAddress.String())
 	// The host's TCP default, which the pods' namespaces start with: the
 	// sandbox cannot read it from inside.
-	if cc, err := netstack.Congestion(); err == nil {
-		childArgs = append(childArgs, "--host-tcp-congestion", cc)
+	hostCC, ccErr := netstack.Congestion()
+	if ccErr == nil {
+		childArgs = append(childArgs, "--host-tcp-congestion", hostCC)
 	}
 	if cfg.docker {
 		childArgs = append(childArgs, "--docker")
 	}
 	childArgs = append(childArgs, s.prepareCgroup()...)
 	newPorts := func(stateDir string) (port.ParentDriver, error) {
-		m, err := hostfwd.New(hostfwd.Config{StateDir: stateDir, DataDir: cfg.paths.DataDir, PreserveSourceIP: true}, s.log.With("component", "hostfwd"))
+		m, err := hostfwd.New(hostfwd.Config{StateDir: stateDir, DataDir: cfg.paths.DataDir, PreserveSourceIP: true,
+			UnpaceLoopback: netstack.Paces(hostCC)}, s.log.With("component", "hostfwd"))
 		s.fwd = m
 		return m, err
 	}
