@@ -42,9 +42,10 @@ type Resolver func(ctx context.Context, service string, port uint16, proto strin
 // A forward is either a user's (saved in forwards.json and restored at
 // start) or owned (see owner.go: not saved, removed only by its owner).
 type Manager struct {
-	drv  port.ParentDriver
-	path string
-	log  *slog.Logger
+	drv    port.ParentDriver
+	unpace bool // Config.UnpaceLoopback
+	path   string
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	saved    []Spec         // the user's forwards; a Service's with To zero
@@ -61,17 +62,16 @@ var ErrNotRemovable = errors.New("forward cannot be removed")
 
 // New creates a Manager and reads the saved forwards.
 func New(cfg Config, log *slog.Logger) (*Manager, error) {
-	rk, err := builtinparent.NewDriver(logWriter{log}, cfg.StateDir, cfg.PreserveSourceIP, "auto")
+	drv, err := builtinparent.NewDriver(logWriter{log}, cfg.StateDir, cfg.PreserveSourceIP, "auto")
 	if err != nil {
 		return nil, fmt.Errorf("create port driver: %w", err)
 	}
-	drv := unpacedDriver{ParentDriver: rk, on: cfg.UnpaceLoopback, log: log}
 	path := filepath.Join(cfg.DataDir, storeFile)
 	saved, err := load(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{drv: drv, path: path, log: log, saved: saved, owned: map[Key]string{}, problems: map[Key]string{},
+	return &Manager{drv: drv, unpace: cfg.UnpaceLoopback, path: path, log: log, saved: saved, owned: map[Key]string{}, problems: map[Key]string{},
 		waiting: "waiting for the Kubernetes API"}, nil
 }
 
@@ -198,7 +198,7 @@ func (m *Manager) Restore(ctx context.Context, publish []Spec) (warnings []error
 			m.setProblem(s.Key(), m.waitingReason())
 			continue
 		}
-		if _, err := m.drv.AddPort(ctx, s.rkSpec()); err != nil {
+		if _, err := m.addPort(ctx, s); err != nil {
 			err = explainListen(s, err)
 			m.setProblem(s.Key(), err.Error())
 			warnings = append(warnings, fmt.Errorf("saved forward %s not restored: %w", s, err))
@@ -484,7 +484,7 @@ func (m *Manager) startLocked(ctx context.Context, s Spec) (*port.Status, error)
 		}
 		return nil, fmt.Errorf("%w: %s already forwards to port %d (a forward made with `unetes forward`): pick another host port, or remove that one first (unetes forward --remove %s)", ErrDuplicate, s.Key(), cur.Spec.ChildPort, s.Key())
 	}
-	st, err := m.drv.AddPort(ctx, s.rkSpec())
+	st, err := m.addPort(ctx, s)
 	if err != nil {
 		return nil, explainListen(s, err)
 	}

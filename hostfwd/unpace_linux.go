@@ -3,7 +3,6 @@ package hostfwd
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strconv"
@@ -12,28 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// unpacedDriver is the port driver with one change: a TCP forward that
+// addPort starts s in the port driver. Where Config.UnpaceLoopback is set
+// (the host's default congestion control paces: BBR), a TCP forward that
 // listens on a loopback address serves only this machine's programs, so
-// where the host's default congestion control paces (BBR; Config's
-// UnpaceLoopback) its listening socket gets reno, which every accepted
-// connection inherits. The namespace's hop already does not pace; this is
-// the host's hop of a download (the forward sends to the host client).
-// A forward on another address keeps the host's default: its clients may
-// be across a real network.
-type unpacedDriver struct {
-	port.ParentDriver
-	on  bool
-	log *slog.Logger
-}
-
-func (d unpacedDriver) AddPort(ctx context.Context, spec port.Spec) (*port.Status, error) {
-	st, err := d.ParentDriver.AddPort(ctx, spec)
-	if err != nil || !d.on || (spec.Proto != "tcp" && spec.Proto != "tcp4" && spec.Proto != "tcp6") {
-		return st, err
-	}
-	if a, perr := netip.ParseAddr(spec.ParentIP); perr == nil && a.IsLoopback() {
-		if err := unpaceListener(a, spec.ParentPort); err != nil {
-			d.log.Debug("forward keeps the host's congestion control", "port", spec.ParentPort, "err", err)
+// its listening socket gets reno, which every accepted connection
+// inherits. The namespace's hop already does not pace; this is the host's
+// hop of a download (the forward sends to the host client). A forward on
+// another address keeps the host's default: its clients may be across a
+// real network.
+func (m *Manager) addPort(ctx context.Context, s Spec) (*port.Status, error) {
+	st, err := m.drv.AddPort(ctx, s.rkSpec())
+	if err == nil && m.unpace && s.Proto == "tcp" && s.HostIP.IsLoopback() {
+		if err := unpaceListener(s.HostIP, int(s.HostPort)); err != nil {
+			m.log.Debug("forward keeps the host's congestion control", "forward", s.String(), "err", err)
 		}
 	}
 	return st, err

@@ -37,7 +37,7 @@ func Paces(cc string) bool { return strings.HasPrefix(cc, "bbr") }
 // namespace's: the namespace's own (inside) where the host's paces and
 // that one does not; empty where pods can keep the host's.
 func PodCongestion(host, inside string) string {
-	if localCongestion(host) == nil || localCongestion(inside) != nil {
+	if !Paces(host) || Paces(inside) {
 		return ""
 	}
 	return inside
@@ -53,12 +53,11 @@ func Congestion() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// setLocalCongestion applies localCongestion to the namespace's default. It
-// returns the default now in force.
-func setLocalCongestion() (string, error) {
+// setLocalCongestion applies localCongestion to the namespace's default.
+func setLocalCongestion() error {
 	cur, err := Congestion()
 	if err != nil {
-		return "", err
+		return err
 	}
 	var errs []string
 	for _, cc := range localCongestion(cur) {
@@ -66,10 +65,10 @@ func setLocalCongestion() (string, error) {
 			errs = append(errs, cc+": "+err.Error())
 			continue
 		}
-		return cc, nil
+		return nil
 	}
 	if len(errs) > 0 {
-		return cur, fmt.Errorf("tcp congestion control stays %s (it paces every local hop): %s", cur, strings.Join(errs, "; "))
+		return fmt.Errorf("tcp congestion control stays %s (it paces every local hop): %s", cur, strings.Join(errs, "; "))
 	}
-	return cur, nil
+	return nil
 }

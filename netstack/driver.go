@@ -173,7 +173,7 @@ func (d ChildDriver) ConfigureNetworkChild(msg *messages.ParentInitNetworkDriver
 		return "", errors.New("netstack: the parent sent no TAP socket")
 	}
 	disableIPv6()
-	if _, err := setLocalCongestion(); err != nil && d.Log != nil {
+	if err := setLocalCongestion(); err != nil && d.Log != nil {
 		fmt.Fprintf(d.Log, "unetes: forwarded ports and the NAT will be slower: %v\n", err)
 	}
 	f, err := openTAP(msg.Dev)

@@ -161,7 +161,11 @@ func echoOn(t *testing.T, l net.Listener) netip.AddrPort {
 	return l.Addr().(*net.TCPAddr).AddrPort()
 }
 
+// gatewayPort is the gateway address of ap's family with ap's port.
 func gatewayPort(cfg Config, ap netip.AddrPort) netip.AddrPort {
+	if ap.Addr().Is6() {
+		return netip.AddrPortFrom(cfg.Gateway6, ap.Port())
+	}
 	return netip.AddrPortFrom(cfg.Gateway, ap.Port())
 }
 
@@ -373,11 +377,7 @@ func failedDial(t *testing.T, cfg Config, dst netip.AddrPort) (time.Duration, er
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	start := time.Now()
-	gw := cfg.Gateway
-	if dst.Addr().Is6() {
-		gw = cfg.Gateway6
-	}
-	c, err := tn.dialTCP(ctx, netip.AddrPortFrom(gw, dst.Port()))
+	c, err := tn.dialTCP(ctx, gatewayPort(cfg, dst))
 	if err == nil {
 		c.Close()
 		t.Fatalf("connected to %s", dst)

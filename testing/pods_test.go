@@ -191,21 +191,10 @@ func TestPodsServicesAndNetwork(t *testing.T) {
 	})
 	t.Run("pods' TCP congestion control", func(t *testing.T) {
 		// A pod's namespace starts with the host's default; where that
-		// paces (BBR), the tuning plugin gives it the namespace's.
-		host, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hostCC := strings.TrimSpace(string(host))
-		inside, _, _ := in.exec("", "cat", "/proc/sys/net/ipv4/tcp_congestion_control")
-		want := hostCC
-		if strings.HasPrefix(hostCC, "bbr") {
-			if want = strings.TrimSpace(inside); want != "cubic" && want != "reno" {
-				t.Fatalf("the namespace's TCP congestion control is %q with %q on the host: want cubic or reno", want, hostCC)
-			}
-		}
-		if got := strings.TrimSpace(in.inPod(pods[0], "cat", "/proc/sys/net/ipv4/tcp_congestion_control")); got != want {
-			t.Fatalf("pod's TCP congestion control = %q (host %q, namespace %q), want %q", got, hostCC, strings.TrimSpace(inside), want)
+		// paces (BBR), the tuning plugin gives it the instance's.
+		host, inside := localCongestion(t, in)
+		if got := strings.TrimSpace(in.inPod(pods[0], "cat", "/proc/sys/net/ipv4/tcp_congestion_control")); got != inside {
+			t.Fatalf("pod's TCP congestion control = %q (host %q), want the instance's %q", got, host, inside)
 		}
 	})
 	t.Run("pod to pod", func(t *testing.T) {

@@ -129,21 +129,29 @@ func TestInsideIsANewRootlessNamespace(t *testing.T) {
 	if !strings.Contains(out, "nameserver 10.0.2.3") {
 		t.Errorf("resolv.conf does not point at 10.0.2.3:\n%s", out)
 	}
-	// TCP inside only reaches local peers: a host default that paces
-	// (BBR) is replaced by one that does not; any other is kept.
-	host, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	localCongestion(t, in)
+}
+
+// localCongestion checks the instance's default TCP congestion control and
+// returns it with the host's. TCP inside only reaches local peers: a host
+// default that paces (BBR) is replaced by one that does not (cubic or
+// reno); any other is kept.
+func localCongestion(t *testing.T, in *instance) (host, inside string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostCC := strings.TrimSpace(string(host))
-	out, _, _ = in.exec("", "cat", "/proc/sys/net/ipv4/tcp_congestion_control")
-	inside := strings.TrimSpace(out)
-	if strings.HasPrefix(hostCC, "bbr") && inside != "cubic" && inside != "reno" {
-		t.Errorf("TCP congestion control inside = %q with %q on the host; want cubic or reno (no pacing on local hops)", inside, hostCC)
+	host = strings.TrimSpace(string(b))
+	out, _, _ := in.exec("", "cat", "/proc/sys/net/ipv4/tcp_congestion_control")
+	inside = strings.TrimSpace(out)
+	if strings.HasPrefix(host, "bbr") && inside != "cubic" && inside != "reno" {
+		t.Fatalf("TCP congestion control inside = %q with %q on the host; want cubic or reno (no pacing on local hops)", inside, host)
 	}
-	if !strings.HasPrefix(hostCC, "bbr") && inside != hostCC {
-		t.Errorf("TCP congestion control inside = %q, want the host's %q", inside, hostCC)
+	if !strings.HasPrefix(host, "bbr") && inside != host {
+		t.Fatalf("TCP congestion control inside = %q, want the host's %q", inside, host)
 	}
+	return host, inside
 }
 
 func TestHostLoopbackClosedByDefaultOpenWithFlag(t *testing.T) {
