@@ -38,20 +38,34 @@ func (in *instance) mustDocker(args ...string) string {
 // dockerTool runs tool (docker or docker-compose) in dir with DOCKER_HOST.
 func (in *instance) dockerTool(tool, dir string, args ...string) (stdout, stderr string, code int) {
 	in.t.Helper()
-	env, errOut, c := in.u.unetes(in.t, "", "docker-env", "--name", in.name)
-	host, ok := strings.CutPrefix(strings.TrimSpace(env), "export DOCKER_HOST=")
-	if c != 0 || !ok {
-		in.t.Fatalf("unetes docker-env: exit %d, %q %q", c, env, errOut)
-	}
+	return in.dockerToolEnv(tool, dir, nil, args...)
+}
+
+// dockerToolEnv is dockerTool with more environment variables.
+func (in *instance) dockerToolEnv(tool, dir string, env []string, args ...string) (stdout, stderr string, code int) {
+	in.t.Helper()
 	if _, err := os.Stat(tool); err != nil {
 		in.t.Fatalf("%v (make test installs docker.io and docker-compose)", err)
 	}
 	cmd := in.u.command(tool, args...)
-	cmd.Env = append(cmd.Env, "DOCKER_HOST="+host)
+	cmd.Env = append(append(cmd.Env, "DOCKER_HOST="+in.dockerHost()), env...)
 	if dir != "" {
 		cmd.Dir = dir
 	}
 	return runFor(in.t, cmd, 3*time.Minute)
+}
+
+// dockerHost is the DOCKER_HOST that `unetes docker-env` exports.
+func (in *instance) dockerHost() string {
+	in.t.Helper()
+	env, errOut, c := in.u.unetes(in.t, "", "docker-env", "--name", in.name)
+	for _, line := range strings.Split(env, "\n") {
+		if host, ok := strings.CutPrefix(line, "export DOCKER_HOST="); ok && c == 0 {
+			return host
+		}
+	}
+	in.t.Fatalf("unetes docker-env: exit %d, %q %q", c, env, errOut)
+	return ""
 }
 
 // userDir makes a directory owned by u with files in it.
@@ -166,6 +180,7 @@ spec:
 	if logs := in.mustKubectl("logs", "built"); logs != "built-by-run\ncopied-by-copy\n" {
 		t.Fatalf("the pod of the docker-built image printed %q", logs)
 	}
+	checkBuilders(t, in, u)
 
 	// docker-compose: two services that talk by name, then down.
 	proj := userDir(t, u, map[string]string{"docker-compose.yml": `version: "3.8"

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 
@@ -30,7 +28,8 @@ func dockerHost(inst instanceFlags) (string, error) {
 }
 
 // runDockerEnv prints the shell lines that point docker clients at the
-// instance: eval "$(unetes docker-env)".
+// instance: eval "$(unetes docker-env)". Where the docker CLI on PATH can
+// build only with the legacy builder, they say so and set DOCKER_BUILDKIT=0.
 func runDockerEnv(args []string, stdout, stderr io.Writer) int {
 	var inst instanceFlags
 	fs := newFlagSet("docker-env", "docker-env [--name N]", stderr)
@@ -47,25 +46,40 @@ func runDockerEnv(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	fmt.Fprintf(stdout, "export DOCKER_HOST=%s\n", host)
+	if cli, choice, err := hostBuilder(); err == nil {
+		switch {
+		case choice.Err != nil:
+			fmt.Fprintf(stderr, "unetes: warning: docker build will fail: %v\n", choice.Err)
+		case choice.SetEnv != "":
+			fmt.Fprintf(stdout, "# %s %s builds with dockerd's legacy builder: it has no buildx plugin, which it needs for BuildKit; for BuildKit, %s\nexport %s\n", cli.Path, cli.Version, buildxFix, choice.SetEnv)
+		}
+	}
 	return 0
 }
 
 // runDocker runs the host's docker CLI against the instance: unetes links
 // no Docker client of its own (the docker CLI is a 40 MB program); this
-// spares users the DOCKER_HOST line.
+// spares users the DOCKER_HOST line, and picks the builder the CLI can use
+// (dockerbuild.go).
 func runDocker(args []string, stdout, stderr io.Writer) int {
 	inst, rest := leadingName(args)
 	host, err := dockerHost(inst)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	cli, err := exec.LookPath("docker")
+	cli, choice, err := hostBuilder()
 	if err != nil {
-		return fail(stderr, errors.New("`unetes docker` runs the docker CLI, which is not on PATH: install it (Debian: apt-get install docker.io; no daemon is needed) or use another Docker API client with `eval \"$(unetes docker-env)\"`"))
+		return fail(stderr, err)
 	}
-	env := append(os.Environ(), "DOCKER_HOST="+host)
-	if err := syscall.Exec(cli, append([]string{"docker"}, rest...), env); err != nil {
-		return fail(stderr, fmt.Errorf("run %s: %w", cli, err))
+	if choice.Err != nil && isBuild(rest) {
+		return fail(stderr, choice.Err)
+	}
+	env := setEnv(os.Environ(), "DOCKER_HOST="+host)
+	if choice.SetEnv != "" {
+		env = setEnv(env, choice.SetEnv)
+	}
+	if err := syscall.Exec(cli.Path, append([]string{"docker"}, rest...), env); err != nil {
+		return fail(stderr, fmt.Errorf("run %s: %w", cli.Path, err))
 	}
 	return 0
 }
