@@ -6,6 +6,8 @@
 
 GO      ?= go
 BIN     := bin/unetes
+PROGRAM := bin/unetes-program
+LAUNCHER_PAYLOAD := cmd/launcher/payload
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GVISOR  := $(shell $(GO) list -m -f '{{.Version}}' gvisor.dev/gvisor 2>/dev/null)
 RK      := $(shell $(GO) list -m -f '{{.Version}}' github.com/rootless-containers/rootlesskit/v3 2>/dev/null)
@@ -57,8 +59,14 @@ ROOT := $(shell id -u)
 
 all: build
 
+# bin/unetes is the launcher (cmd/launcher): the program (cmd/unetes, built
+# as bin/unetes-program) compressed inside it, unpacked once per user into
+# the cache dir at its first run. The download is ~80 MB instead of ~220.
 build: build-deps $(PAYLOAD)/helpers.sum
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/unetes
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PROGRAM) ./cmd/unetes
+	zstd -q -f -9 --long -T0 $(PROGRAM) -o $(LAUNCHER_PAYLOAD)/unetes.zst
+	echo "$$(sha256sum < $(PROGRAM) | cut -d' ' -f1) $$(stat -c %s $(PROGRAM))" > $(LAUNCHER_PAYLOAD)/unetes.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/launcher
 
 helpers: $(PAYLOAD)/helpers.sum
 
@@ -142,4 +150,4 @@ setup: test-deps
 	@sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 
 clean:
-	rm -rf bin; find $(HELPERS) $(PAYLOAD) -mindepth 1 ! -name README.md -delete
+	rm -rf bin; find $(HELPERS) $(PAYLOAD) $(LAUNCHER_PAYLOAD) -mindepth 1 ! -name README.md -delete
