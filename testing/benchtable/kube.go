@@ -73,9 +73,6 @@ func (b *bench) kubeRows() {
 	for _, r := range b.podRows(bin, inst, port, 30, 5, instanceMemory(inst)) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t\n", r.name, r.value, r.target)
 	}
-	if fi, err := os.Stat(bin); err == nil {
-		fmt.Fprintf(w, "binary size\t%.0f MB\t\tDESIGN.md: ~180 MB stripped with every component\n", float64(fi.Size())/1e6)
-	}
 	w.Flush()
 	b.stopAndReset(bin, inst)
 	fmt.Printf("\nLoadBalancer throughput, host 127.0.0.1 -> server inside (endpoint: the node address), same run\n\n")

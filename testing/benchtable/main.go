@@ -22,7 +22,7 @@ var (
 	flagUser     = flag.String("test-user", "unetes-test", "unprivileged user that runs the namespaces when run as root")
 	flagDuration = flag.Int("t", 5, "seconds per iperf3 run")
 	flagRuns     = flag.Int("runs", 3, "iperf3 runs per direction; the median is reported")
-	flagOnly     = flag.String("only", "", "run one table only: nat, forward, kube or docker")
+	flagOnly     = flag.String("only", "", "run one table only (after the size table, which always runs): size, nat, forward, kube or docker")
 )
 
 // result is one row of the table.
@@ -41,7 +41,10 @@ func main() {
 		os.Exit(1)
 	}
 	defer b.cleanup()
+	b.sizeTable() // first: it fills the cache that every later start runs from
 	switch *flagOnly {
+	case "size":
+		return
 	case "kube":
 		b.kubeTable()
 		return
