@@ -47,8 +47,13 @@ const dockerAPIMinVersion = "1.24"
 // stop at `unetes stop` before it kills them: the whole instance has 15 s.
 const dockerShutdownTimeout = 5
 
-// dockerDaemonJSON is dockerd's daemon.json. Pure.
-func dockerDaemonJSON(c DockerConfig) []byte {
+// dockerDaemonJSON is dockerd's daemon.json. Pure. liveRestore is on while
+// the instance runs: a dockerd that dies and is started again leaves its
+// running containers running (and publishes their ports again); it is
+// turned off just before `unetes stop` ends dockerd, so that its containers
+// are stopped as on any host's shutdown (SIGTERM, then shutdown-timeout)
+// rather than killed with the namespace.
+func dockerDaemonJSON(c DockerConfig, liveRestore bool) []byte {
 	conf := map[string]any{
 		"hosts":                        []string{"unix://" + c.Socket},
 		"data-root":                    c.DataRoot,
@@ -67,6 +72,7 @@ func dockerDaemonJSON(c DockerConfig) []byte {
 		// Pods are forwarded too: dockerd must not set FORWARD's policy to DROP.
 		"ip-forward-no-drop": true,
 		"shutdown-timeout":   dockerShutdownTimeout,
+		"live-restore":       liveRestore,
 		"min-api-version":    dockerAPIMinVersion,
 		// The socket's group: root inside is the user outside.
 		"group": "root",

@@ -2,13 +2,16 @@ package embed
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -92,7 +95,7 @@ func (d *Dockerd) prepare() error {
 			return fmt.Errorf("docker: %w", err)
 		}
 	}
-	if err := writeFileAtomic(d.configPath(), dockerDaemonJSON(d.cfg), 0o600); err != nil {
+	if err := writeFileAtomic(d.configPath(), dockerDaemonJSON(d.cfg, true), 0o600); err != nil {
 		return fmt.Errorf("docker: daemon.json: %w", err)
 	}
 	return nil
@@ -209,12 +212,59 @@ func (d *Dockerd) Stop() {
 	d.stop()
 	d.mu.Unlock()
 	if p != nil {
+		d.endLiveRestore(p)
 		p.Stop(dockerdStopGrace)
 	}
 	if started {
 		<-d.done
 	}
 	d.set("stopped", nil)
+}
+
+// dockerdReloadTimeout bounds the wait for dockerd to take live-restore
+// off before it is stopped.
+const dockerdReloadTimeout = 2 * time.Second
+
+// endLiveRestore turns live-restore off in the running dockerd p (daemon.json
+// again, SIGHUP, and GET /info until it says so), so that the SIGTERM that
+// follows stops its containers. A dockerd that does not answer in time is
+// stopped anyway: its containers then die with the namespace.
+func (d *Dockerd) endLiveRestore(p *childProc) {
+	err := writeFileAtomic(d.configPath(), dockerDaemonJSON(d.cfg, false), 0o600)
+	if err == nil {
+		err = p.cmd.Process.Signal(syscall.SIGHUP)
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), dockerdReloadTimeout)
+		defer cancel()
+		err = waitLiveRestoreOff(ctx, UnixClient(d.cfg.Socket, dockerdReloadTimeout))
+	}
+	if err != nil {
+		d.log.Warn("dockerd keeps live-restore on: its running containers will be killed with the instance, not stopped", "err", err)
+	}
+}
+
+// waitLiveRestoreOff polls dockerd's GET /info until LiveRestoreEnabled is
+// false.
+func waitLiveRestoreOff(ctx context.Context, c *http.Client) error {
+	defer c.CloseIdleConnections()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/info", nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			var info struct{ LiveRestoreEnabled bool }
+			err = json.NewDecoder(resp.Body).Decode(&info)
+			resp.Body.Close()
+			if err == nil && !info.LiveRestoreEnabled {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dockerd did not reload daemon.json: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (d *Dockerd) set(state string, err error) {

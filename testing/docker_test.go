@@ -267,11 +267,16 @@ func TestDockerWithoutKubernetesAndDisabled(t *testing.T) {
 		t.Fatalf("unetes logs docker: %d\n%s", code, l)
 	}
 
-	// dockerd killed: the sandbox starts it again, and the container with
-	// a restart policy serves on its published port again.
+	// dockerd killed: the sandbox starts it again, and its running
+	// containers (with no restart policy here) run on through it
+	// (live-restore): the same process, serving on its published port again.
 	p := freePort(t, "tcp")
-	in.mustDocker(append([]string{"run", "-d", "--restart", "always", "-p", fmt.Sprintf("%d:80", p), testImage}, serveCmd("outlived-dockerd")...)...)
+	in.mustDocker(append([]string{"run", "-d", "--name", "outlives", "-p", fmt.Sprintf("%d:80", p), testImage}, serveCmd("outlived-dockerd")...)...)
+	in.mustDocker("run", "-d", "--name", "graceful", "-v", "gracevol:/data", testImage,
+		"sh", "-c", "trap 'echo got-term > /data/term; exit 0' TERM; while :; do sleep 0.2; done")
 	servesText(t, p, "outlived-dockerd")
+	const state = "{{.State.Status}} {{.State.Pid}} {{.State.StartedAt}}"
+	before := in.mustDocker("inspect", "-f", state, "outlives")
 	pids := dockerdProcs(u.uid)
 	if len(pids) != 1 {
 		t.Fatalf("want one dockerd, got:\n%s", describe(pids))
@@ -288,10 +293,20 @@ func TestDockerWithoutKubernetesAndDisabled(t *testing.T) {
 		return regexpLine(st, `^\s+docker\s+ready`)
 	})
 	servesText(t, p, "outlived-dockerd")
+	if after := in.mustDocker("inspect", "-f", state, "outlives"); after != before || !strings.HasPrefix(before, "running ") {
+		t.Fatalf("the container through dockerd's restart: %q, then %q", before, after)
+	}
 	if l, _, _ := in.forward("--list"); strings.Count(l, fmt.Sprintf(" %d ", p)) != 2 { // host port and target port, once
 		t.Fatalf("docker's port %d after dockerd's restart:\n%s", p, l)
 	}
+
+	// `unetes stop` stops docker's containers as a host's shutdown does
+	// (SIGTERM, then dockerd's shutdown-timeout), live-restore or not.
 	in.stop()
+	term := filepath.Join(in.u.home, ".local", "share", "unetes", name, "docker", "volumes", "gracevol", "_data", "term")
+	if b, err := os.ReadFile(term); err != nil || string(b) != "got-term\n" {
+		t.Fatalf("the container was not stopped with SIGTERM at unetes stop: %q %v", b, err)
+	}
 
 	off := startInstanceNamed(t, u, name, "--disable", "docker")
 	if _, err := os.Stat(filepath.Join(off.stateDir(), "docker.sock")); !os.IsNotExist(err) {
