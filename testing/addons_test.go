@@ -376,9 +376,22 @@ func TestAddonsDisabled(t *testing.T) {
 		t.Fatalf("apply: %s", errOut)
 	}
 	waitFor(t, 30*time.Second, "the LoadBalancer's address", func() bool { return in.ingress("lb") == "127.0.0.1 Proxy" })
+	// A user's edit of an add-on's object outlives the restart (another
+	// StorageClass is to be the default), and status says it was kept.
+	if st, _, _ := u.unetes(t, "", "status", "--name", name); strings.Contains(st, "kept as edited") {
+		t.Fatalf("nothing was edited yet, status says:\n%s", st)
+	}
+	const defaultClass = `jsonpath={.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}`
+	in.mustKubectl("annotate", "--overwrite", "storageclass", "local-path", "storageclass.kubernetes.io/is-default-class=false")
 	in.stop()
 
 	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort), "--disable", "dns,metrics,lb"})
+	if v := again.mustKubectl("get", "storageclass", "local-path", "-o", defaultClass); v != "false" {
+		t.Fatalf("the user's is-default-class=false after a restart: %q", v)
+	}
+	if st, _, _ := u.unetes(t, "", "status", "--name", name); !regexpLine(st, `storage\s+ready.*kept as edited: StorageClass local-path \(.*is-default-class.*kubectl-annotate`) {
+		t.Fatalf("status does not say the edited StorageClass was kept:\n%s", st)
+	}
 	if ing := again.ingress("lb"); ing != "" {
 		t.Fatalf("with --disable lb the Service keeps the address %q", ing)
 	}

@@ -17,9 +17,11 @@ import (
 	"github.com/unetes/unetes/embed/internal/golden"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
@@ -242,5 +244,29 @@ func TestLoopReportedNotFatal(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no loop reported in 30 s")
+	}
+}
+
+func TestConflictingFieldsAndKeptNote(t *testing.T) {
+	conflict := &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: 409, Reason: metav1.StatusReasonConflict,
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{
+			Type:    metav1.CauseTypeFieldManagerConflict,
+			Message: `conflict with "kubectl-annotate" using storage.k8s.io/v1`,
+			Field:   ".metadata.annotations.storageclass.kubernetes.io/is-default-class",
+		}}},
+	}}
+	got := conflictingFields(fmt.Errorf("wrapped: %w", conflict))
+	if len(got) != 1 || !strings.Contains(got[0], "is-default-class") || !strings.Contains(got[0], "kubectl-annotate") {
+		t.Fatalf("conflict fields %q", got)
+	}
+	for _, err := range []error{nil, apierrors.NewConflict(schema.GroupResource{Resource: "services"}, "x", fmt.Errorf("optimistic lock")), fmt.Errorf("other")} {
+		if f := conflictingFields(err); f != nil {
+			t.Fatalf("%v: fields %q", err, f)
+		}
+	}
+	note := keptNote([]string{"StorageClass local-path (a)", "StorageClass local-path (a)"})
+	if strings.Count(note, "local-path") != 1 || !strings.Contains(note, "delete one") {
+		t.Fatalf("note %q", note)
 	}
 }

@@ -2,7 +2,9 @@ package addons
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -26,12 +28,14 @@ const (
 )
 
 // apply creates or updates objs with server-side apply, labelled as the
-// add-on's.
-func apply(ctx context.Context, dyn dynamic.Interface, addon string, objs []runtime.Object) error {
+// add-on's, without forcing: a field that someone else (a user's `kubectl
+// edit`, `annotate`, `apply`) set to another value stays theirs. Such an
+// object is left as it is, whole, and named in what apply returns.
+func apply(ctx context.Context, dyn dynamic.Interface, addon string, objs []runtime.Object) (kept []string, err error) {
 	for _, o := range objs {
 		u, gvr, err := toUnstructured(o)
 		if err != nil {
-			return err
+			return kept, err
 		}
 		labels := u.GetLabels()
 		if labels == nil {
@@ -39,12 +43,32 @@ func apply(ctx context.Context, dyn dynamic.Interface, addon string, objs []runt
 		}
 		labels[managedByLabel], labels[addonLabel] = managedBy, addon
 		u.SetLabels(labels)
-		_, err = dyn.Resource(gvr).Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
+		_, err = dyn.Resource(gvr).Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: fieldManager})
+		if fields := conflictingFields(err); len(fields) > 0 {
+			kept = append(kept, fmt.Sprintf("%s %s (%s)", u.GetKind(), objName(u), strings.Join(fields, ", ")))
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("apply %s %s: %w", u.GetKind(), objName(u), err)
+			return kept, fmt.Errorf("apply %s %s: %w", u.GetKind(), objName(u), err)
 		}
 	}
-	return nil
+	return kept, nil
+}
+
+// conflictingFields are the fields a server-side apply conflict names, each
+// with who holds it; none for any other error.
+func conflictingFields(err error) []string {
+	var st apierrors.APIStatus
+	if !apierrors.IsConflict(err) || !errors.As(err, &st) || st.Status().Details == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range st.Status().Details.Causes {
+		if c.Type == metav1.CauseTypeFieldManagerConflict {
+			out = append(out, c.Field+": "+c.Message)
+		}
+	}
+	return out
 }
 
 // deleteOwned deletes those of objs that exist and carry the add-on's label.

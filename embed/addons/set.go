@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,33 +104,51 @@ func (s *Set) Start(ctx context.Context, env Env) error {
 func (s *Set) startOne(ctx context.Context, dyn dynamic.Interface, name string, a Addon) error {
 	t := time.Now()
 	s.set(name, "starting", nil)
-	err := s.bringUp(ctx, dyn, name, a)
+	kept, err := s.bringUp(ctx, dyn, name, a)
 	if err != nil {
 		err = fmt.Errorf("add-on %s: %w (its log: %s; `unetes run --disable %s` starts without it)", name, err, filepath.Join(s.env.LogDir, name+".log"), name)
 		s.set(name, "failed", err)
 		return err
 	}
 	s.set(name, "ready", nil)
-	if n, ok := a.(noter); ok {
-		s.mu.Lock()
-		st := s.state[name]
-		st.Note = n.Note(s.env)
-		s.state[name] = st
-		s.mu.Unlock()
+	var notes []string
+	if n, ok := a.(noter); ok && n.Note(s.env) != "" {
+		notes = append(notes, n.Note(s.env))
 	}
+	if len(kept) > 0 {
+		notes = append(notes, keptNote(kept))
+		if s.log != nil {
+			s.log.Warn("add-on objects edited outside unetes are kept as they are", "addon", name, "objects", kept)
+		}
+	}
+	s.mu.Lock()
+	st := s.state[name]
+	st.Note = strings.Join(notes, "; ")
+	s.state[name] = st
+	s.mu.Unlock()
 	if s.log != nil {
 		s.log.Info("add-on ready", "addon", name, "took", time.Since(t))
 	}
 	return nil
 }
 
-func (s *Set) bringUp(ctx context.Context, dyn dynamic.Interface, name string, a Addon) error {
+// keptNote says, in `unetes status`, which of an add-on's objects keep
+// someone else's edits.
+func keptNote(kept []string) string {
+	return "kept as edited: " + strings.Join(slices.Compact(slices.Sorted(slices.Values(kept))), "; ") +
+		" (unetes no longer updates these; delete one to get unetes' own back at the next start)"
+}
+
+// bringUp applies the add-on's objects, starts it and applies them again
+// (serving); it returns the objects left as someone else edited them.
+func (s *Set) bringUp(ctx context.Context, dyn dynamic.Interface, name string, a Addon) ([]string, error) {
 	objs, err := a.Objects(s.env, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := apply(ctx, dyn, name, objs); err != nil {
-		return err
+	kept, err := apply(ctx, dyn, name, objs)
+	if err != nil {
+		return nil, err
 	}
 	failed := func(err error) {
 		s.set(name, "failed", err)
@@ -139,18 +158,21 @@ func (s *Set) bringUp(ctx context.Context, dyn dynamic.Interface, name string, a
 		}
 	}
 	if err := a.Start(ctx, s.env, failed); err != nil {
-		return err
+		return nil, err
 	}
 	if objs, err = a.Objects(s.env, true); err == nil {
-		err = apply(ctx, dyn, name, objs)
+		var more []string
+		more, err = apply(ctx, dyn, name, objs)
+		kept = append(kept, more...)
 	}
 	if r, ok := a.(readier); ok && err == nil {
 		err = r.Ready(ctx, s.env, dyn)
 	}
 	if err != nil {
 		a.Stop()
+		return nil, err
 	}
-	return err
+	return kept, nil
 }
 
 // remove deletes a disabled add-on's objects (only those it made).
