@@ -24,8 +24,11 @@ type Config struct {
 	Name      string
 	Paths     Paths
 	User      User
-	ChildArgs []string             // arguments of the hidden child role, run from /proc/self/exe
-	Network   network.ParentDriver // the NAT
+	ChildArgs []string // arguments of the hidden child role, run from /proc/self/exe
+	// Env is NAME=value the processes inside get in place of what they
+	// would inherit of this process's environment.
+	Env     []string
+	Network network.ParentDriver // the NAT
 	// Ports creates the port driver once the state dir is clean (it puts its
 	// sockets there); nil for none.
 	Ports func(stateDir string) (port.ParentDriver, error)
@@ -210,7 +213,7 @@ func (i *Instance) startChild() (childPipes, error) {
 	defer logf.Close()
 	cmd := exec.Command("/proc/self/exe", i.cfg.ChildArgs...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = childEnv(os.Environ(), i.cfg.Paths.StateDir)
+	cmd.Env = childEnv(os.Environ(), i.cfg.Env, i.cfg.Paths.StateDir)
 	cmd.ExtraFiles = []*os.File{r1, w2}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/child"
@@ -26,13 +27,18 @@ const (
 
 // childEnv is the child's environment: the caller's, plus the pipe fds (3 and
 // 4, the first two ExtraFiles) and the state dir as RootlessKit's child reads them.
-func childEnv(base []string, stateDir string) []string {
-	env := make([]string, 0, len(base)+3)
+func childEnv(base, set []string, stateDir string) []string {
+	env := make([]string, 0, len(base)+len(set)+3)
+	replaced := func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(set, func(s string) bool { return strings.HasPrefix(s, name+"=") })
+	}
 	for _, kv := range base {
-		if !strings.HasPrefix(kv, "_UNETES_RK_") && !strings.HasPrefix(kv, "LISTEN_") {
+		if !strings.HasPrefix(kv, "_UNETES_RK_") && !strings.HasPrefix(kv, "LISTEN_") && !replaced(kv) {
 			env = append(env, kv)
 		}
 	}
+	env = append(env, set...)
 	return append(env, envPipeFD+"=3,4", envStateDir+"="+stateDir, envUseActivation+"=false")
 }
 

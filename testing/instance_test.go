@@ -41,9 +41,16 @@ func startInstanceNamed(t *testing.T, u *testUser, name string, extra ...string)
 // launch runs `unetes run --name name args...` and waits until it is ready.
 func launch(t *testing.T, u *testUser, name string, extra []string) *instance {
 	t.Helper()
+	return launchEnv(t, u, name, extra, nil)
+}
+
+// launchEnv is launch with more environment variables for `unetes run`.
+func launchEnv(t *testing.T, u *testUser, name string, extra, env []string) *instance {
+	t.Helper()
 	args := append([]string{"run", "--name", name}, extra...)
 	in := &instance{t: t, u: u, name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	in.cmd = u.command(work.unetes, args...)
+	in.cmd.Env = append(in.cmd.Env, env...)
 	in.cmd.Stdout, in.cmd.Stderr = in.out, in.out
 	if err := in.cmd.Start(); err != nil {
 		t.Fatalf("start unetes run: %v", err)

@@ -53,6 +53,7 @@ type runConfig struct {
 	lbAddress  netip.Addr        // where LoadBalancer Services and hostPorts listen on the host
 	lbIngress  netip.Addr        // what their status says: lbAddress, or the host's address for 0.0.0.0
 	cgroup     nsinit.CgroupMode // decides whether pod limits are enforced
+	proxy      proxySettings     // what the namespace gets of the host's HTTP(S) proxy
 }
 
 // addons are the add-ons that run: none without Kubernetes.
@@ -69,7 +70,7 @@ func (cfg runConfig) addons() []string {
 // resolveRun is the pure part of `unetes run`: flags, the host's
 // resolv.conf content, its first address and whether it has IPv6 in,
 // configuration out.
-func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte, hostAddr netip.Addr, hostIPv6 bool) (runConfig, error) {
+func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte, hostAddr netip.Addr, hostIPv6 bool, environ []string) (runConfig, error) {
 	if a.apiPort < 1 || a.apiPort > 65535 {
 		return runConfig{}, fmt.Errorf("--api-port %d is not a port from 1 to 65535", a.apiPort)
 	}
@@ -103,8 +104,11 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 		}
 		pub = append(pub, spec)
 	}
-	return runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort,
-		disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress}, nil
+	cfg := runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort,
+		disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress}
+	kc := cfg.embedConfig()
+	cfg.proxy = resolveProxy(environ, clusterExempt(nc.Subnet, kc.ClusterCIDR, kc.ServiceCIDR, kc.ClusterDomain), nc.Gateway, a.allowHostLoopback)
+	return cfg, nil
 }
 
 // parseDisable splits `--disable` into the add-ons turned off and whether
@@ -159,7 +163,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, fmt.Errorf("read %s: %w (pass --resolv-conf FILE)", a.resolvConf, err))
 	}
 	v6, _ := os.ReadFile("/proc/net/ipv6_route")
-	cfg, err := resolveRun(a, paths, u, rc, firstHostAddr(), netstack.HostHasIPv6(v6))
+	cfg, err := resolveRun(a, paths, u, rc, firstHostAddr(), netstack.HostHasIPv6(v6), os.Environ())
 	if err != nil {
 		return fail(stderr, err)
 	}

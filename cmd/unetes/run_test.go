@@ -17,8 +17,15 @@ func TestResolveRun(t *testing.T) {
 		args    runArgs
 		rc      []byte
 		wantErr string
+		env     []string
 		check   func(t *testing.T, c runConfig)
 	}{
+		{name: "a proxy in the environment: the cluster bypasses it", args: runArgs{apiPort: 6443}, rc: rc, env: []string{"HTTPS_PROXY=http://proxy:3128"},
+			check: func(t *testing.T, c runConfig) {
+				if len(c.proxy.Env) != 2 || !strings.HasPrefix(c.proxy.Env[0], "NO_PROXY=localhost,127.0.0.1,::1,10.0.2.0/24,10.88.0.0/16,10.96.0.0/16,") {
+					t.Fatalf("proxy env %q", c.proxy.Env)
+				}
+			}},
 		{name: "sandbox defaults", args: runArgs{noKubernetes: true, apiPort: 6443, inst: instanceFlags{name: "default"}}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
 				if c.net.MTU != 65520 || c.net.AllowHostLoopback || c.name != "default" || c.net.DNSUpstreams[0].String() != "127.0.0.53:53" {
@@ -102,7 +109,7 @@ func TestResolveRun(t *testing.T) {
 		{name: "bad mtu", args: runArgs{noKubernetes: true, apiPort: 6443, mtu: 9}, rc: rc, wantErr: "mtu 9 out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := resolveRun(tc.args, paths, nsinit.User{UID: 1}, tc.rc, netip.MustParseAddr("192.0.2.2"), tc.name == "ipv6 where the host has it")
+			c, err := resolveRun(tc.args, paths, nsinit.User{UID: 1}, tc.rc, netip.MustParseAddr("192.0.2.2"), tc.name == "ipv6 where the host has it", tc.env)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)

@@ -97,6 +97,9 @@ func (s *session) prepareCgroup() []string {
 	if s.cfg.docker {
 		fmt.Fprintln(s.stdout, dockerLimitsNote)
 	}
+	for _, n := range s.cfg.proxy.Notes {
+		fmt.Fprintln(s.stdout, "unetes: "+n)
+	}
 	return args
 }
 
@@ -158,6 +161,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 		Paths:     cfg.paths,
 		User:      cfg.user,
 		ChildArgs: childArgs,
+		Env:       cfg.proxy.Env,
 		Network:   s.driver,
 		Ports:     newPorts,
 		Ready:     func(ctx context.Context) error { return waitSandbox(ctx, s.driver, cfg.paths.StateDir) },
