@@ -227,12 +227,19 @@ func (cp *ControlPlane) set(name, state string, err error) {
 	cp.state[name] = st
 }
 
+// setStatus replaces a component's status whole (its note too).
+func (cp *ControlPlane) setStatus(st ComponentStatus) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.state[st.Name] = st
+}
+
 // Status reports every component, in start order.
 func (cp *ControlPlane) Status() []ComponentStatus {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	var out []ComponentStatus
-	for _, n := range []string{Containerd, Etcd, APIServer, ControllerManager, Scheduler, Kubelet, KubeProxy} {
+	for _, n := range []string{Containerd, Etcd, APIServer, ControllerManager, Scheduler, Kubelet, KubeProxy, Disk} {
 		if st, ok := cp.state[n]; ok {
 			out = append(out, st)
 		}

@@ -216,6 +216,8 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 		return err
 	}
 	cp.phase("kubelet and kube-proxy", t)
+	cp.node.DiskFree = nc.diskFree()
+	cp.run(Disk, func(ctx context.Context, _ []string) error { return cp.watchDisk(ctx, node) }, nil)
 	return nil
 }
 

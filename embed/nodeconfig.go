@@ -35,9 +35,19 @@ type NodeConfig struct {
 	// the tuning plugin gives each pod's network namespace, which would
 	// otherwise start with the host's (see netstack.PodCongestion).
 	PodTCPCongestion string
+	// DiskFree is the data dir's free space below which the kubelet evicts
+	// pods (zero: DefaultDiskFree).
+	DiskFree DiskFree
 }
 
 func (c NodeConfig) pki(f string) string { return filepath.Join(c.DataDir, "pki", f) }
+
+func (c NodeConfig) diskFree() DiskFree {
+	if c.DiskFree.String() == "" {
+		return DefaultDiskFree
+	}
+	return c.DiskFree
+}
 
 // kubeletConfig renders the KubeletConfiguration. Pure.
 func kubeletConfig(c NodeConfig) string {
@@ -74,6 +84,13 @@ featureGates:
 		"unix://"+c.ContainerdSock, filepath.Join(c.DataDir, "pod-logs"), c.ClusterDomain)
 	if c.ClusterDNS != "" {
 		fmt.Fprintf(&b, "clusterDNS:\n- %s\n", c.ClusterDNS)
+	}
+	// Every threshold is named: evictionHard replaces the kubelet's whole
+	// default set.
+	disk := c.diskFree()
+	fmt.Fprintf(&b, "evictionHard:\n  memory.available: 100Mi\n  nodefs.available: %q\n  imagefs.available: %q\n  nodefs.inodesFree: 5%%\n  imagefs.inodesFree: 5%%\n", disk, disk)
+	if high, low, ok := disk.imageGC(); ok {
+		fmt.Fprintf(&b, "imageGCHighThresholdPercent: %d\nimageGCLowThresholdPercent: %d\n", high, low)
 	}
 	if c.LimitsEnforced {
 		fmt.Fprintf(&b, "cgroupRoot: %s\n", c.CgroupRoot)

@@ -32,6 +32,7 @@ type runArgs struct {
 	publish           stringList
 	disable           string
 	lbAddress         string
+	diskFree          string
 }
 
 // stringList is a repeatable string flag.
@@ -54,6 +55,7 @@ type runConfig struct {
 	lbIngress  netip.Addr        // what their status says: lbAddress, or the host's address for 0.0.0.0
 	cgroup     nsinit.CgroupMode // decides whether pod limits are enforced
 	proxy      proxySettings     // what the namespace gets of the host's HTTP(S) proxy
+	diskFree   embed.DiskFree    // the data dir's free space below which the kubelet evicts pods
 }
 
 // addons are the add-ons that run: none without Kubernetes.
@@ -85,6 +87,12 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 	if err != nil {
 		return runConfig{}, err
 	}
+	diskFree := embed.DefaultDiskFree
+	if a.diskFree != "" {
+		if diskFree, err = embed.ParseDiskFree(a.diskFree); err != nil {
+			return runConfig{}, fmt.Errorf("--eviction-disk-free %w", err)
+		}
+	}
 	lb, err := hostfwd.DefaultHostIP, error(nil)
 	if a.lbAddress != "" {
 		lb, err = netip.ParseAddr(a.lbAddress)
@@ -105,7 +113,7 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 		pub = append(pub, spec)
 	}
 	cfg := runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort,
-		disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress}
+		disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress, diskFree: diskFree}
 	kc := cfg.embedConfig()
 	cfg.proxy = resolveProxy(environ, clusterExempt(nc.Subnet, kc.ClusterCIDR, kc.ServiceCIDR, kc.ClusterDomain), nc.Gateway, a.allowHostLoopback)
 	return cfg, nil
@@ -139,6 +147,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&a.apiPort, "api-port", 6443, "host port (on 127.0.0.1) of the Kubernetes API")
 	fs.StringVar(&a.disable, "disable", "", "what not to run, comma-separated: the add-ons "+strings.Join(addons.Names(), ", ")+", and docker (the Docker Engine API)")
 	fs.StringVar(&a.lbAddress, "lb-address", "127.0.0.1", "host address that LoadBalancer Services and hostPorts are published on (0.0.0.0 for every address)")
+	fs.StringVar(&a.diskFree, "eviction-disk-free", embed.DefaultDiskFree.String(), "free space of the data dir's disk below which the kubelet evicts pods: a percentage (10%) or a size (5Gi); unetes warns below 1.5 times it")
 	fs.BoolVar(&a.allowHostLoopback, "allow-host-loopback", false, "let connections to the gateway 10.0.2.2 reach the host's 127.0.0.1")
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
 	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")

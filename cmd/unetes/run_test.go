@@ -102,6 +102,13 @@ func TestResolveRun(t *testing.T) {
 			}},
 		{name: "bad lb address", args: runArgs{apiPort: 6443, lbAddress: "localhost"}, rc: rc, wantErr: `--lb-address "localhost" is not an IPv4 address`},
 		{name: "unknown add-on", args: runArgs{apiPort: 6443, disable: "dns,traefik"}, rc: rc, wantErr: `--disable: no add-on "traefik"`},
+		{name: "bad eviction threshold", args: runArgs{apiPort: 6443, diskFree: "120%"}, rc: rc, wantErr: `--eviction-disk-free "120%" is not a percentage between 0 and 100`},
+		{name: "eviction threshold as a size", args: runArgs{apiPort: 6443, diskFree: "5Gi"}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.diskFree.Bytes != 5<<30 || c.diskFree.String() != "5Gi" {
+					t.Fatalf("%+v", c.diskFree)
+				}
+			}},
 		{name: "bad api port", args: runArgs{apiPort: 70000}, rc: rc, wantErr: "--api-port 70000"},
 		{name: "bad publish", args: runArgs{noKubernetes: true, apiPort: 6443, publish: stringList{"80"}}, rc: rc, wantErr: "--publish: malformed forward"},
 		{name: "no nameserver", args: runArgs{noKubernetes: true, apiPort: 6443, resolvConf: "/etc/resolv.conf"}, rc: []byte("search x\n"),

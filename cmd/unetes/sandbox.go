@@ -46,6 +46,7 @@ type sandboxArgs struct {
 	lbAddress         string
 	lbIngress         string
 	hostTCPCongestion string
+	diskFree          string
 	debug             bool
 }
 
@@ -68,8 +69,14 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.lbAddress, "lb-address", "127.0.0.1", "host address LoadBalancer Services and hostPorts are published on")
 	fs.StringVar(&a.lbIngress, "lb-ingress", "127.0.0.1", "the address LoadBalancer Services' status gives")
 	fs.StringVar(&a.hostTCPCongestion, "host-tcp-congestion", "", "the host's default TCP congestion control, which pods' namespaces start with")
+	fs.StringVar(&a.diskFree, "eviction-disk-free", embed.DefaultDiskFree.String(), "free space below which the kubelet evicts pods")
 	fs.BoolVar(&a.debug, "debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil || a.stateDir == "" || a.dataDir == "" {
+		return 2
+	}
+	diskFree, err := embed.ParseDiskFree(a.diskFree)
+	if err != nil {
+		fmt.Fprintf(stderr, "unetes sandbox: --eviction-disk-free %v\n", err)
 		return 2
 	}
 	log := newLogger(stderr, "sandbox", a.debug)
@@ -110,6 +117,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	nc := embed.NodeConfig{Config: cfg, LimitsEnforced: a.limitsEnforced, CgroupRoot: a.cgroupRoot, ProxyMode: embed.DetectProxyMode(),
 		ContainerdSock: filepath.Join(a.stateDir, containerdSocketName)}
 	nc.PodTCPCongestion = podCongestion(a.hostTCPCongestion, log)
+	nc.DiskFree = diskFree
 	if !slices.Contains(disabled, addons.DNS) {
 		ip, err := cfg.DNSServiceIP()
 		if err != nil {

@@ -137,7 +137,8 @@ func (s *session) startSandbox(ctx context.Context) error {
 			return err
 		}
 		s.progress("certs", time.Since(s.start))
-		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","), "--lb-ingress", cfg.lbIngress.String())
+		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","), "--lb-ingress", cfg.lbIngress.String(),
+			"--eviction-disk-free", cfg.diskFree.String())
 	}
 	childArgs = append(childArgs, "--lb-address", cfg.lbAddress.String())
 	// The host's TCP default, which the pods' namespaces start with: the
