@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -93,15 +92,7 @@ func TestProxyFromTheEnvironment(t *testing.T) {
 	reg, pulls := registry(t, hostIP(t).String()+":0", "e2e/busybox", "proxied")
 	proxy := startProxy(t, hostIP(t).String()+":0", reg)
 	name := newName()
-	dir := filepath.Join(u.home, ".local/share/unetes", name, "certs.d", reg)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hosts := fmt.Sprintf("server = \"http://%s\"\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg, reg)
-	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	chownTree(t, filepath.Join(u.home, ".local"), u)
+	plainHTTP(t, u, name, reg)
 	url := "http://" + proxy.addr
 	in := launchEnv(t, u, name, []string{"--api-port", strconv.Itoa(freePort(t, "tcp"))},
 		[]string{"HTTP_PROXY=" + url, "HTTPS_PROXY=" + url, "NO_PROXY=corp.invalid"})

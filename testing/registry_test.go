@@ -77,15 +77,7 @@ func TestPullThroughTheNATAndImportAtStart(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	reg, pulls := registry(t, hostIP(t).String()+":0", "e2e/busybox", "reg")
 	name := newName()
-	// Plain HTTP for this registry, the way containerd reads it (certs.d).
-	dir := filepath.Join(u.home, ".local/share/unetes", name, "certs.d", reg)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hosts := fmt.Sprintf("server = \"http://%s\"\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg, reg)
-	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	plainHTTP(t, u, name, reg)
 	// And a tarball in <data>/images, imported at start.
 	img, err := testimage.New()
 	if err != nil {
@@ -118,6 +110,20 @@ spec:
 	if pulls() == 0 {
 		t.Fatal("the registry served no blob, yet the pod runs")
 	}
+}
+
+// plainHTTP tells instance name's containerd (its certs.d) to pull from
+// the registry reg over plain HTTP.
+func plainHTTP(t *testing.T, u *testUser, name, reg string) {
+	dir := filepath.Join(u.home, ".local/share/unetes", name, "certs.d", reg)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hosts := fmt.Sprintf("server = \"http://%s\"\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg, reg)
+	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	chownTree(t, filepath.Join(u.home, ".local"), u)
 }
 
 // chownTree gives root-made test files to u.
