@@ -45,8 +45,9 @@ root = %s
 state = %s
 # containerd's gRPC metrics would claim names in the process-wide Prometheus
 # registry that etcd, starting at the same time, registers too (and nothing
-# serves containerd's metrics here).
-disabled_plugins = ['io.containerd.metrics.v1.grpc-prometheus']
+# serves containerd's metrics here). Its gRPC images service gives way to
+# unetes' (the same API, with the image policy of embed/imagepolicy.go).
+disabled_plugins = ['io.containerd.metrics.v1.grpc-prometheus', %s]
 
 [plugins]
   [plugins.'io.containerd.server.v1.grpc']
@@ -83,7 +84,7 @@ disabled_plugins = ['io.containerd.metrics.v1.grpc-prometheus']
     disable_tcp_service = true
     stream_server_address = '127.0.0.1'
     stream_server_port = '0'
-`, q(c.Root), q(c.State), q(c.Address), q(c.Address+".ttrpc"), q(c.Snapshotter), q(c.PauseImage), q(c.RegistryDir),
+`, q(c.Root), q(c.State), q(imagesGRPCPlugin), q(c.Address), q(c.Address+".ttrpc"), q(c.Snapshotter), q(c.PauseImage), q(c.RegistryDir),
 		q(c.ShimPath), q(c.RuncPath), q(c.CNIBinDir), q(c.CNIConfDir))
 	return b.String()
 }
@@ -144,6 +145,7 @@ func serveContainerd(ctx context.Context, c ContainerdConfig, path, logDir strin
 	mount.CleanupTempMounts(0)
 	os.Remove(c.Address)
 	os.Remove(c.Address + ".ttrpc")
+	registerImagePolicy()
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)

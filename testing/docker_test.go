@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -181,6 +182,13 @@ spec:
 		t.Fatalf("the pod of the docker-built image printed %q", logs)
 	}
 	checkBuilders(t, in, u)
+	// Images by name only (not the CRI's sha256:<id> records), and what
+	// docker built or `unetes image load` brought is pinned: the kubelet's
+	// image GC leaves it to docker.
+	if repos := in.mustDocker("images", "--format", "{{.Repository}}"); regexpLine(repos, `^sha256$`) {
+		t.Fatalf("docker images lists the CRI's image-ID records:\n%s", repos)
+	}
+	checkPinned(t, in, true, app, testImage)
 
 	// docker-compose: two services that talk by name, then down.
 	proj := userDir(t, u, map[string]string{"docker-compose.yml": `version: "3.8"
@@ -235,6 +243,8 @@ services:
 	if out := again.mustKubectl("get", "pod", "built", "-o", "jsonpath={.status.phase}"); out != "Succeeded" {
 		t.Fatalf("the pod after stop/run: %q", out)
 	}
+
+	checkImageInUse(t, again, app, "default/built")
 
 	// SIGKILL of run: nothing is left, dockerd and containers included.
 	if err := again.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -323,5 +333,30 @@ func TestDockerWithoutKubernetesAndDisabled(t *testing.T) {
 	}
 	if _, errOut, code := u.unetes(t, "", "run", "--name", newName(), "--no-kubernetes", "--disable", "dokker"); code == 0 || !strings.Contains(errOut, `no add-on "dokker"`) || !strings.Contains(errOut, "or docker") {
 		t.Fatalf("run --disable dokker: exit %d, %q", code, errOut)
+	}
+}
+
+// checkImageInUse: docker can neither remove nor prune image while pod (ns/name)
+// has a container of it, nor the pause image; once the pod is gone, docker
+// rmi removes it.
+func checkImageInUse(t *testing.T, in *instance, image, pod string) {
+	t.Helper()
+	if out, errOut, code := in.docker("rmi", image); code == 0 || !strings.Contains(errOut, "used by pod "+pod) || !strings.Contains(errOut, "delete the pod first") {
+		t.Fatalf("docker rmi of the image pod %s runs: exit %d\n%s%s", pod, code, out, errOut)
+	}
+	in.docker("image", "prune", "-a", "-f")
+	if imgs := in.mustDocker("images", "--format", "{{.Repository}}:{{.Tag}}"); !regexpLine(imgs, "^"+regexp.QuoteMeta(image)+"$") || !strings.Contains(imgs, "unetes/pause") {
+		t.Fatalf("docker image prune -a removed the image a pod runs or the pause image:\n%s", imgs)
+	}
+	ns, name, _ := strings.Cut(pod, "/")
+	in.mustKubectl("delete", "pod", "-n", ns, name, "--wait=true")
+	var last string
+	waitFor(t, 3*time.Minute, "docker rmi once the pod is deleted (the kubelet removes its containers)", func() bool {
+		out, errOut, code := in.docker("rmi", image)
+		last = out + errOut
+		return code == 0
+	})
+	if imgs := in.mustDocker("images", "--format", "{{.Repository}}:{{.Tag}}"); regexpLine(imgs, "^"+regexp.QuoteMeta(image)+"$") {
+		t.Fatalf("%s still listed after docker rmi (%s):\n%s", image, last, imgs)
 	}
 }

@@ -110,6 +110,10 @@ spec:
 	if pulls() == 0 {
 		t.Fatal("the registry served no blob, yet the pod runs")
 	}
+	// The kubelet's image GC may remove what it pulled, never what was
+	// imported (no registry would give it back).
+	checkPinned(t, in, false, image)
+	checkPinned(t, in, true, "localhost/busybox:at-start")
 }
 
 // plainHTTP tells instance name's containerd (its certs.d) to pull from
