@@ -2,6 +2,7 @@ package nsinit
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -85,7 +86,35 @@ func checkCgroup(h Host, u User) Check {
 		c.Level = Warn
 		c.Detail = fmt.Sprintf("cgroup v2 but %s is not delegated with cpu, memory and pids (has: %s): pod resource limits are NOT enforced",
 			m.Path, strings.Join(m.Controllers, " "))
-		c.Fix = "delegate the controllers to the user (systemd: Delegate=cpu cpuset io memory pids in user@.service, then log in again)"
+		c.Fix = cgroupV2Fix(h, u)
 	}
 	return c
+}
+
+// runDelegated is how to start unetes in a cgroup that the user's systemd
+// delegates to it (a scope in the foreground; without --scope, a service).
+const runDelegated = "systemd-run --user --scope -p Delegate=yes unetes run"
+
+// cgroupV2Fix says what to do on a cgroup v2 host where unetes' cgroup is
+// not delegated: start it in a delegated unit of the user's systemd, after
+// giving that systemd the controllers or starting it, where needed.
+func cgroupV2Fix(h Host, u User) string {
+	mgr := fmt.Sprintf("/sys/fs/cgroup/user.slice/user-%d.slice/user@%d.service", u.UID, u.UID)
+	b, err := h.ReadFile(mgr + "/cgroup.controllers")
+	if err != nil {
+		return fmt.Sprintf("no systemd user manager runs for %s (%s is missing): log in with a PAM session (or `sudo loginctl enable-linger %s`), then run unetes in a cgroup of its own: %s",
+			u.Name, mgr, u.Name, runDelegated)
+	}
+	have := strings.Fields(string(b))
+	var missing []string
+	for _, c := range []string{"cpu", "memory", "pids"} {
+		if !slices.Contains(have, c) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Sprintf("your systemd (user@%d.service) is not delegated %s: `sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload`, log in again, then: %s",
+			u.UID, strings.Join(missing, ", "), runDelegated)
+	}
+	return "run unetes in a cgroup of its own that your systemd delegates to you: " + runDelegated + " (or as a service, without --scope)"
 }

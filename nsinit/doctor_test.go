@@ -158,6 +158,37 @@ func TestDetectCgroup(t *testing.T) {
 	}
 }
 
+func TestCgroupV2Fix(t *testing.T) {
+	const mgr = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service"
+	for _, tc := range []struct {
+		name        string
+		controllers string // of the user's systemd; "" when none runs
+		want        string
+	}{
+		{"started outside the user's systemd", "cpu memory pids\n", "systemd-run --user --scope -p Delegate=yes unetes run"},
+		{"the user's systemd lacks cpu", "memory pids\n", "Delegate=cpu cpuset io memory pids"},
+		{"no user systemd", "", "loginctl enable-linger alice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := healthyHost()
+			h.files["/proc/self/mountinfo"] = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+			h.files["/proc/self/cgroup"] = "0::/user.slice/user-1000.slice/session-3.scope\n"
+			h.files["/sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope/cgroup.controllers"] = "memory pids\n"
+			h.stats["/sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope/cgroup.procs"] = fakeFile{mode: 0o644, uid: 0}
+			if tc.controllers != "" {
+				h.files[mgr+"/cgroup.controllers"] = tc.controllers
+			}
+			c := checkCgroup(h, alice)
+			if c.Level != Warn || !strings.Contains(c.Fix, tc.want) || !strings.Contains(c.Detail, "session-3.scope") {
+				t.Fatalf("%v %q, fix %q: want a warning naming the cgroup and %q", c.Level, c.Detail, c.Fix, tc.want)
+			}
+			if tc.want != "systemd-run --user --scope -p Delegate=yes unetes run" && !strings.Contains(c.Fix, "systemd-run --user --scope") {
+				t.Fatalf("fix %q does not end with how to start unetes", c.Fix)
+			}
+		})
+	}
+}
+
 func TestPrereqErrorNamesEveryFix(t *testing.T) {
 	h := healthyHost()
 	h.tun = os.ErrPermission
