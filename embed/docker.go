@@ -3,6 +3,7 @@ package embed
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 )
 
@@ -33,6 +34,13 @@ type DockerConfig struct {
 	PortsDir       string // holds dockerd's RootlessKit API socket (api.sock), how it publishes ports
 	LogPath        string
 	PortIP         string // the host address `-p PORT:PORT` publishes on: 127.0.0.1
+	// NoBrNetfilter: the kernel has no br_netfilter loaded (Debian's and
+	// Ubuntu's kernels build it as a module, which nobody loads on a host
+	// without a Docker of its own; a user namespace cannot load it).
+	NoBrNetfilter bool
+	// PodLimits: pods' limits are enforced (cgroups delegated), as the
+	// refusal of docker's limits says.
+	PodLimits bool
 	// BeforeStart runs before each start of dockerd: it withdraws the ports
 	// a dockerd that died had published, and waits for the port API.
 	BeforeStart func(context.Context) error
@@ -76,6 +84,14 @@ func dockerDaemonJSON(c DockerConfig, liveRestore bool) []byte {
 		"min-api-version":    dockerAPIMinVersion,
 		// The socket's group: root inside is the user outside.
 		"group": "root",
+		// On a systemd host with cgroup v2 dockerd would choose systemd's
+		// cgroup driver, which a rootless dockerd reaches over the user's
+		// D-Bus, not there in the namespace: it would not start. With
+		// cgroupfs a rootless dockerd applies no limits (its "none"
+		// driver), as run says.
+		"exec-opts": []string{"native.cgroupdriver=cgroupfs"},
+		// Which unetes' plugin uses to refuse limits instead (dockerlimits.go).
+		"authorization-plugins": []string{dockerLimitsPlugin},
 	}
 	b, _ := json.MarshalIndent(conf, "", "  ")
 	return append(b, '\n')
@@ -83,10 +99,27 @@ func dockerDaemonJSON(c DockerConfig, liveRestore bool) []byte {
 
 // dockerdEnv is dockerd's environment beside the sandbox's own. Pure.
 func dockerdEnv(c DockerConfig) []string {
-	return []string{
+	env := []string{
 		// Rootless mode, and where RootlessKit's API is: dockerd publishes
 		// ports through it.
 		"ROOTLESSKIT_STATE_DIR=" + c.PortsDir,
 		"XDG_RUNTIME_DIR=" + filepath.Dir(c.ExecRoot),
 	}
+	if c.NoBrNetfilter {
+		// Without it dockerd refuses to start ("cannot ... run without the
+		// userland proxy"). What it costs: a container reaching another
+		// container on the same bridge through a port published on the
+		// node's address gets no answer; by the container's name or
+		// address it works, and so does every published port from the host.
+		env = append(env, "DOCKER_IGNORE_BR_NETFILTER_ERROR=1")
+	}
+	return env
+}
+
+// BrNetfilterLoaded says whether the kernel filters bridged traffic with
+// iptables (br_netfilter): its sysctls exist in every network namespace
+// once it is loaded or built in.
+func BrNetfilterLoaded() bool {
+	_, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables")
+	return err == nil
 }

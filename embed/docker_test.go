@@ -19,4 +19,8 @@ func TestDockerDaemonJSONGolden(t *testing.T) {
 	if len(env) != 2 || env[0] != "ROOTLESSKIT_STATE_DIR=/state/docker-ports" || env[1] != "XDG_RUNTIME_DIR=/run" {
 		t.Fatalf("dockerd env: %q", env)
 	}
+	c.NoBrNetfilter = true
+	if env := dockerdEnv(c); len(env) != 3 || env[2] != "DOCKER_IGNORE_BR_NETFILTER_ERROR=1" {
+		t.Fatalf("dockerd env without br_netfilter: %q", env)
+	}
 }

@@ -77,6 +77,13 @@ func (d *Dockerd) Start(ctx context.Context, path, snapshotter string) error {
 	if err := d.prepare(); err != nil {
 		return fail(nil, err)
 	}
+	// The limits plugin serves until dockerd has stopped for good: dockerd
+	// asks it about every API request, unetes' own at the stop too.
+	plugin, endPlugin := context.WithCancel(context.Background())
+	go func() { <-d.done; endPlugin() }()
+	if err := serveDockerLimits(plugin, d.cfg); err != nil {
+		return fail(nil, err)
+	}
 	p, err := d.start(ctx)
 	if err != nil {
 		return fail(nil, err)

@@ -269,6 +269,7 @@ func TestDockerWithoutKubernetesAndDisabled(t *testing.T) {
 	if out := in.mustDocker("run", "--rm", testImage, "echo", "docker-only"); out != "docker-only\n" {
 		t.Fatalf("docker run without Kubernetes: %q", out)
 	}
+	checkDockerLimitsRefused(t, in)
 	st, _, _ := u.unetes(t, "", "status", "--name", name)
 	if !regexpLine(st, `^\s+docker\s+ready`) {
 		t.Fatalf("status does not list docker as ready:\n%s", st)
@@ -359,4 +360,26 @@ func checkImageInUse(t *testing.T, in *instance, image, pod string) {
 	if imgs := in.mustDocker("images", "--format", "{{.Repository}}:{{.Tag}}"); regexpLine(imgs, "^"+regexp.QuoteMeta(image)+"$") {
 		t.Fatalf("%s still listed after docker rmi (%s):\n%s", image, last, imgs)
 	}
+}
+
+// checkDockerLimitsRefused: docker cannot enforce container limits under
+// unetes, so a container that asks for them is refused with a message
+// naming the flags (the stock CLI prints the plugin's message), nothing is
+// created, and a container without them runs; update is refused the same.
+func checkDockerLimitsRefused(t *testing.T, in *instance) {
+	t.Helper()
+	_, errOut, code := in.docker("run", "--rm", "--name", "limited", "--memory", "32m", "--cpus", "0.5", testImage, "true")
+	if code == 0 || !strings.Contains(errOut, "authorization denied by plugin unetes-limits: --cpus, --memory: unetes' Docker does not enforce") ||
+		!strings.Contains(errOut, "run it without them") {
+		t.Fatalf("docker run --memory --cpus: exit %d, want a refusal naming the flags:\n%s", code, errOut)
+	}
+	if out, _, _ := in.docker("ps", "-a", "--filter", "name=limited", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("a refused container was created: %q", out)
+	}
+	in.mustDocker("run", "-d", "--name", "unlimited", "--pids-limit", "-1", testImage, "sleep", "600")
+	_, errOut, code = in.docker("update", "--pids-limit", "50", "unlimited")
+	if code == 0 || !strings.Contains(errOut, "unetes-limits: --pids-limit:") {
+		t.Fatalf("docker update --pids-limit: exit %d, want a refusal:\n%s", code, errOut)
+	}
+	in.mustDocker("rm", "-f", "unlimited")
 }

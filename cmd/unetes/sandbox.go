@@ -227,6 +227,8 @@ func dockerConfig(cfg embed.Config, a sandboxArgs) embed.DockerConfig {
 		PortsDir:       filepath.Join(a.stateDir, dockerPortsDirName),
 		LogPath:        filepath.Join(cfg.LogDir(), "docker.log"),
 		PortIP:         a.lbAddress,
+		NoBrNetfilter:  !embed.BrNetfilterLoaded(),
+		PodLimits:      a.limitsEnforced,
 		BeforeStart:    withdrawDockerPorts(a.stateDir),
 	}
 }

@@ -105,8 +105,9 @@ func (s *session) prepareCgroup() []string {
 
 // dockerLimitsNote says what becomes of `docker run --memory/--cpus`:
 // rootless dockerd applies cgroup limits only through systemd's cgroup
-// driver, and unetes runs without systemd.
-const dockerLimitsNote = "unetes: docker containers' resource limits (--memory, --cpus, --pids-limit) are NOT enforced: rootless dockerd applies them only through systemd, which unetes does not use; they are accepted and ignored"
+// driver, and unetes runs without systemd; unetes' authorization plugin
+// refuses them (embed/dockerlimits.go) rather than let dockerd drop them.
+const dockerLimitsNote = "unetes: docker containers' resource limits (--memory, --cpus, --pids-limit, ...) are NOT enforced (a rootless dockerd applies them only through systemd, which unetes does not use): docker refuses containers that ask for them, with a message that says so"
 
 func (s *session) progress(phase string, took time.Duration) {
 	fmt.Fprintf(s.stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
