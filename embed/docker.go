@@ -86,9 +86,10 @@ func dockerDaemonJSON(c DockerConfig, liveRestore bool) []byte {
 		"group": "root",
 		// On a systemd host with cgroup v2 dockerd would choose systemd's
 		// cgroup driver, which a rootless dockerd reaches over the user's
-		// D-Bus, not there in the namespace: it would not start. With
-		// cgroupfs a rootless dockerd applies no limits (its "none"
-		// driver), as run says.
+		// D-Bus, not there in the namespace: every container would fail
+		// ("$ROOTLESSKIT_PARENT_EUID is not set"). With cgroupfs a
+		// rootless dockerd applies no limits (its "none" driver), as run
+		// says.
 		"exec-opts": []string{"native.cgroupdriver=cgroupfs"},
 		// Which unetes' plugin uses to refuse limits instead (dockerlimits.go).
 		"authorization-plugins": []string{dockerLimitsPlugin},
