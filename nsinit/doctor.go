@@ -54,7 +54,7 @@ func Doctor(h Host, u User) []Check {
 	} else {
 		cs = append(cs, Check{Name: "sub-IDs", Level: OK, Detail: "running as root: the whole ID range is mapped, no sub-IDs needed"})
 	}
-	cs = append(cs, checkTun(h), checkIPTool(h), checkFirewall(h), checkCgroup(h, u), checkPorts(h), checkPing(h, u))
+	cs = append(cs, checkTun(h), checkIPTool(h), checkFirewall(h), checkCgroup(h, u), checkPorts(h), checkPing(h, u), checkBrNetfilter(h))
 	return cs
 }
 
@@ -227,5 +227,21 @@ func checkPing(h Host, u User) Check {
 	c.Level = Info
 	c.Detail = "ping sockets are not allowed for your group: only 10.0.2.2 and 10.0.2.3 answer ping inside"
 	c.Fix = `sudo sysctl -w net.ipv4.ping_group_range="0 2147483647"`
+	return c
+}
+
+// checkBrNetfilter: without br_netfilter (a module on Debian's and
+// Ubuntu's kernels, which a user namespace cannot load) docker's
+// containers cannot reach each other through a port published on the
+// node's address; everything else works.
+func checkBrNetfilter(h Host) Check {
+	c := Check{Name: "br_netfilter"}
+	if _, err := h.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables"); err == nil {
+		c.Level, c.Detail = OK, "loaded: bridged traffic passes iptables"
+		return c
+	}
+	c.Level = Info
+	c.Detail = "not loaded: a docker container cannot reach another on the same network through a port published on the node's address (by name or container address it can; pods and host ports are not affected)"
+	c.Fix = "sudo modprobe br_netfilter (at every boot: echo br_netfilter | sudo tee /etc/modules-load.d/br_netfilter.conf)"
 	return c
 }

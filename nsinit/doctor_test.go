@@ -108,6 +108,8 @@ func TestDoctor(t *testing.T) {
 		{"cgroup v1 warns", func(h *fakeHost) {}, alice, "cgroups", Warn, "Delegate"},
 		{"privileged ports info", func(h *fakeHost) {}, alice, "privileged ports", Info, "ip_unprivileged_port_start=0"},
 		{"ping sockets closed", func(h *fakeHost) { h.files["/proc/sys/net/ipv4/ping_group_range"] = "1\t0\n" }, alice, "ping", Info, "ping_group_range"},
+		{"no br_netfilter", func(h *fakeHost) {}, alice, "br_netfilter", Info, "modprobe br_netfilter"},
+		{"br_netfilter", func(h *fakeHost) { h.files["/proc/sys/net/bridge/bridge-nf-call-iptables"] = "1\n" }, alice, "br_netfilter", OK, ""},
 		{"ping sockets open", func(h *fakeHost) { h.files["/proc/sys/net/ipv4/ping_group_range"] = "0\t2147483647\n" }, alice, "ping", OK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
