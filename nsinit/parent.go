@@ -37,6 +37,11 @@ type Config struct {
 	Ready    func(ctx context.Context) error
 	Progress func(phase string, took time.Duration) // optional
 	Log      *slog.Logger
+	// Cgroup, when set, is the delegated cgroup v2 pods get their limits
+	// in: the namespaces get a cgroup namespace rooted at it (made while
+	// this process is still in it), and once the child exists Start moves
+	// the cgroup's processes into its CgroupInit leaf (DelegateCgroup).
+	Cgroup *CgroupMode
 }
 
 // Instance is a running sandbox. Stop it with Stop; Done is closed when the
@@ -221,6 +226,10 @@ func (i *Instance) startChild() (childPipes, error) {
 		Cloneflags:   syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
 		Unshareflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
 	}
+	if i.cfg.Cgroup != nil {
+		cmd.SysProcAttr.Unshareflags |= syscall.CLONE_NEWCGROUP
+		cmd.Env = append(cmd.Env, envCgroupNS+"=1")
+	}
 	// PDEATHSIG follows the thread that started the child, and Go ends
 	// threads (one whose locked goroutine returned, say): start and wait on
 	// one locked thread, which then lives as long as the child.
@@ -272,6 +281,11 @@ func (i *Instance) handshake(p childPipes, subuid, subgid []IDRange) error {
 	}
 	if _, err := messages.WaitFor(p.fromChild, messages.Name(messages.ChildInitUserNSCompleted{})); err != nil {
 		return i.childErr(err)
+	}
+	if i.cfg.Cgroup != nil {
+		if err := DelegateCgroup("/sys/fs/cgroup", *i.cfg.Cgroup); err != nil {
+			return fmt.Errorf("prepare the delegated cgroup %s for pods: %w (run unetes in a cgroup of its own: `unetes doctor` says how)", i.cfg.Cgroup.Path, err)
+		}
 	}
 	pidPath := filepath.Join(i.cfg.Paths.StateDir, childPIDFile)
 	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(i.cmd.Process.Pid)), 0o600); err != nil {

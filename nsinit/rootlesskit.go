@@ -22,6 +22,7 @@ const (
 	envPipeFD           = "_UNETES_RK_PIPEFD"
 	envStateDir         = "_UNETES_RK_STATE_DIR"
 	envUseActivation    = "_UNETES_RK_CHILD_USE_ACTIVATION"
+	envCgroupNS         = "_UNETES_RK_CGROUPNS" // "1": the child is in a cgroup namespace of its own
 	envActivationHelper = "_UNETES_RK_ACTIVATION_HELPER"
 )
 
@@ -90,8 +91,11 @@ func RunChild(cfg ChildConfig) error {
 		CopyUpDirs:                dirs,
 		PortDriver:                cfg.Ports,
 		MountProcfs:               true,
-		Propagation:               "rslave",
-		Reaper:                    true,
+		// In a cgroup namespace of its own: cgroup2 mounted anew on
+		// /sys/fs/cgroup shows the delegated subtree as the root.
+		EvacuateCgroup2: os.Getenv(envCgroupNS) == "1",
+		Propagation:     "rslave",
+		Reaper:          true,
 	})
 }
 

@@ -75,18 +75,20 @@ func (s *session) stoppedDuringStartUp() error {
 	return nil
 }
 
-// prepareCgroup readies a delegated cgroup v2 for pods (a failure leaves
-// limits off, said plainly), reports whether limits are enforced, and
-// returns the sandbox's flags for it. s.cfg.cgroup is what status reports.
+// prepareCgroup decides whether pods get limits (a delegated cgroup v2
+// whose leaf can be made; a failure leaves limits off, said plainly) and
+// returns the sandbox's flags for it; nsinit.Start does the rest (cgroup
+// namespace, processes into the leaf). s.cfg.cgroup is what status reports.
 func (s *session) prepareCgroup() []string {
 	var args []string
 	if s.cfg.cgroup.Enforced() {
-		root, err := nsinit.DelegateCgroup("/sys/fs/cgroup", s.cfg.cgroup)
-		if err != nil {
+		leaf := filepath.Join("/sys/fs/cgroup", s.cfg.cgroup.Path, nsinit.CgroupInit)
+		if err := os.Mkdir(leaf, 0o755); err != nil && !os.IsExist(err) {
 			fmt.Fprintf(s.stdout, "unetes: warning: cgroup %s is delegated but could not be prepared for pods (%v)\n", s.cfg.cgroup.Path, err)
 			s.cfg.cgroup.Delegated = false
 		} else {
-			args = []string{"--limits-enforced", "--cgroup-root", root}
+			// The cgroup namespace's root: the delegated cgroup.
+			args = []string{"--limits-enforced", "--cgroup-root", "/"}
 		}
 	}
 	if s.cfg.cgroup.Enforced() {
@@ -152,6 +154,10 @@ func (s *session) startSandbox(ctx context.Context) error {
 		childArgs = append(childArgs, "--docker")
 	}
 	childArgs = append(childArgs, s.prepareCgroup()...)
+	var cg *nsinit.CgroupMode
+	if s.cfg.cgroup.Enforced() {
+		cg = &s.cfg.cgroup
+	}
 	newPorts := func(stateDir string) (port.ParentDriver, error) {
 		m, err := hostfwd.New(hostfwd.Config{StateDir: stateDir, DataDir: cfg.paths.DataDir, PreserveSourceIP: true,
 			UnpaceLoopback: netstack.Paces(hostCC)}, s.log.With("component", "hostfwd"))
@@ -169,6 +175,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 		Ready:     func(ctx context.Context) error { return waitSandbox(ctx, s.driver, cfg.paths.StateDir) },
 		Progress:  s.progress,
 		Log:       s.log,
+		Cgroup:    cg,
 	})
 	s.inst = inst
 	return err
