@@ -247,6 +247,47 @@ func TestLoopReportedNotFatal(t *testing.T) {
 	}
 }
 
+// An upstream that never answers (an offline host, a restricted VM
+// network) is no loop: the probes that time out must not add up to one.
+func TestNoLoopForSilentUpstream(t *testing.T) {
+	silent, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		b := make([]byte, 512)
+		for {
+			if _, _, err := silent.ReadFrom(b); err != nil {
+				return
+			}
+		}
+	}()
+	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	l.Close()
+	found := make(chan error, 1)
+	report := func(err error) { found <- err }
+	loopFound.Store(&report)
+	t.Cleanup(func() { loopFound.Store(nil) })
+	caddy.Quiet, dnsserver.Quiet = true, true
+	corefile := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    loop\n    forward . %s\n}\n", port, silent.LocalAddr())
+	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), ServerTypeName: "dns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Stop(); inst.ShutdownCallbacks(); inst.Wait() })
+	// Four probes time out in this time (2 s each, a second apart).
+	select {
+	case err := <-found:
+		t.Fatalf("a silent upstream reported as a loop: %v", err)
+	case <-time.After(12 * time.Second):
+	}
+}
+
 func TestConflictingFieldsAndKeptNote(t *testing.T) {
 	conflict := &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: 409, Reason: metav1.StatusReasonConflict,

@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +32,8 @@ var loopFound atomic.Pointer[func(error)]
 
 type loopGuard struct {
 	Next  plugin.Handler
-	qname string
-	seen  atomic.Int32
+	qname string   // the random suffix; each probe asks <attempt>.<qname>
+	seen  sync.Map // probe name -> *atomic.Int32: how often it arrived
 	found atomic.Bool
 }
 
@@ -56,22 +59,27 @@ func setupLoop(c *caddy.Controller) error {
 	return nil
 }
 
-// probe sends the random query to the server once it listens.
+// probe sends the random query to the server once it listens, again
+// every second until one is answered. Each attempt has a name of its own:
+// attempts that time out (an upstream that does not answer, a slow host)
+// must not add up to a loop; one name arriving three times is one.
 func (l *loopGuard) probe(addr string) {
-	m := new(dns.Msg)
-	m.SetQuestion(l.qname, dns.TypeHINFO)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+	for i, deadline := 0, time.Now().Add(30*time.Second); time.Now().Before(deadline); i++ {
+		m := new(dns.Msg)
+		m.SetQuestion(strconv.Itoa(i)+"."+l.qname, dns.TypeHINFO)
 		if _, err := dns.Exchange(m, addr); err == nil || l.found.Load() {
 			return
 		}
+		time.Sleep(time.Second)
 	}
 }
 
 func (l *loopGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if len(r.Question) == 0 || r.Question[0].Qtype != dns.TypeHINFO || r.Question[0].Name != l.qname {
+	if len(r.Question) == 0 || r.Question[0].Qtype != dns.TypeHINFO || !strings.HasSuffix(r.Question[0].Name, "."+l.qname) {
 		return plugin.NextOrFailure(l.Name(), l.Next, ctx, w, r)
 	}
-	if l.seen.Add(1) <= 2 {
+	n, _ := l.seen.LoadOrStore(r.Question[0].Name, new(atomic.Int32))
+	if n.(*atomic.Int32).Add(1) <= 2 {
 		return plugin.NextOrFailure(l.Name(), l.Next, ctx, w, r)
 	}
 	if l.found.CompareAndSwap(false, true) {
