@@ -220,23 +220,7 @@ func TestDeleteOwnedSparesOthers(t *testing.T) {
 // The loop directive reports a forwarding loop and keeps the process alive
 // (CoreDNS' own loop plugin would exit it): a server that forwards to itself.
 func TestLoopReportedNotFatal(t *testing.T) {
-	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
-	found := make(chan error, 1)
-	report := func(err error) { found <- err }
-	loopFound.Store(&report)
-	t.Cleanup(func() { loopFound.Store(nil) })
-	caddy.Quiet, dnsserver.Quiet = true, true
-	corefile := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    loop\n    forward . 127.0.0.1:%d\n}\n", port, port)
-	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), ServerTypeName: "dns"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { inst.Stop(); inst.ShutdownCallbacks(); inst.Wait() })
+	found := startLoopGuarded(t, "")
 	select {
 	case err := <-found:
 		if !strings.Contains(err.Error(), "DNS forwarding loop") {
@@ -263,29 +247,40 @@ func TestNoLoopForSilentUpstream(t *testing.T) {
 			}
 		}
 	}()
-	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
-	found := make(chan error, 1)
-	report := func(err error) { found <- err }
-	loopFound.Store(&report)
-	t.Cleanup(func() { loopFound.Store(nil) })
-	caddy.Quiet, dnsserver.Quiet = true, true
-	corefile := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    loop\n    forward . %s\n}\n", port, silent.LocalAddr())
-	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), ServerTypeName: "dns"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { inst.Stop(); inst.ShutdownCallbacks(); inst.Wait() })
+	found := startLoopGuarded(t, silent.LocalAddr().String())
 	// Four probes time out in this time (2 s each, a second apart).
 	select {
 	case err := <-found:
 		t.Fatalf("a silent upstream reported as a loop: %v", err)
 	case <-time.After(12 * time.Second):
 	}
+}
+
+// startLoopGuarded starts a CoreDNS on a free 127.0.0.1 port with the loop
+// directive, forwarding to upstream (itself when empty); loop reports
+// arrive on the channel.
+func startLoopGuarded(t *testing.T, upstream string) <-chan error {
+	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	l.Close()
+	if upstream == "" {
+		upstream = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	found := make(chan error, 1)
+	report := func(err error) { found <- err }
+	loopFound.Store(&report)
+	t.Cleanup(func() { loopFound.Store(nil) })
+	caddy.Quiet, dnsserver.Quiet = true, true
+	corefile := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    loop\n    forward . %s\n}\n", port, upstream)
+	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), ServerTypeName: "dns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Stop(); inst.ShutdownCallbacks(); inst.Wait() })
+	return found
 }
 
 func TestConflictingFieldsAndKeptNote(t *testing.T) {
