@@ -3,6 +3,8 @@
 #   make run     install missing host packages (as root), build, run `unetes run` (Kubernetes) in the foreground
 #   make test    one-time host setup (as root), unit tests, then the end-to-end suite as an unprivileged user
 #   make bench   the benchmark table (NAT throughput against host loopback, slirp4netns and pasta)
+#   make vm-test the cgroup v2 test: a Debian guest under QEMU (no KVM needed) runs unetes under systemd with
+#                delegated cgroups and checks that pod limits are enforced (testing/vm; not part of make test)
 
 GO      ?= go
 BIN     := bin/unetes
@@ -55,7 +57,7 @@ TEST_PKGS := $(RUN_PKGS) $(BUILD_PKGS) busybox-static iperf3 slirp4netns passt s
 
 ROOT := $(shell id -u)
 
-.PHONY: all build build-deps helpers run test unit e2e bench deps test-deps setup clean
+.PHONY: all build build-deps helpers run test unit e2e bench vm-test vm-deps deps test-deps setup clean
 
 all: build
 
@@ -114,6 +116,16 @@ e2e:
 
 bench: setup build
 	CGO_ENABLED=0 $(GO) run ./testing/benchtable -unetes-bin=$(CURDIR)/$(BIN) -test-user=$(TEST_USER)
+
+# The cgroup v2 guest: Debian's QEMU and debootstrap on the host; the guest's
+# packages come from Debian's mirror through debootstrap.
+VM_PKGS := debootstrap qemu-system-x86 e2fsprogs busybox-static
+
+vm-deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(VM_PKGS)"
+
+vm-test: vm-deps build
+	GO=$(GO) testing/vm/vm.sh
 
 # deps installs missing host packages when run as root; otherwise it names them.
 deps:
