@@ -24,6 +24,7 @@ var (
 	flagBin         = flag.String("unetes-bin", "", "path to the unetes binary under test (make e2e sets it)")
 	flagTestUser    = flag.String("test-user", "unetes-test", "unprivileged user with sub-IDs that runs unetes when the tests run as root")
 	flagNoSubIDUser = flag.String("nosubid-user", "unetes-nosubid", "unprivileged user without sub-IDs")
+	flagNettool     = flag.String("nettool", "", "a built ./testing/nettool, where the suite runs without Go (the cgroup v2 guest); built when empty")
 )
 
 // work is a directory every test user can read: the binaries live there.
@@ -64,6 +65,12 @@ func setup() (int, error) {
 		return 1, fmt.Errorf("copy unetes: %w", err)
 	}
 	work.nettool = filepath.Join(d, "nettool")
+	if *flagNettool != "" {
+		if err := copyFile(*flagNettool, work.nettool); err != nil {
+			return 1, fmt.Errorf("copy nettool: %w", err)
+		}
+		return 0, nil
+	}
 	out, err := exec.Command("go", "build", "-o", work.nettool, "./nettool").CombinedOutput()
 	if err != nil {
 		return 1, fmt.Errorf("build nettool: %v: %s", err, out)

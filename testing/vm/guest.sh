@@ -130,5 +130,15 @@ kc get events --field-selector reason=SuccessfulRescale
 t=$SECONDS
 as unetes stop || fail "unetes stop"
 say "unetes stop: $((SECONDS - t)) s"
+if [ -f /host/e2e.run ]; then
+	# The chosen part of the e2e suite, as make e2e runs it (as root, unetes
+	# as the unprivileged user; this service's cgroup is not delegated).
+	t=$SECONDS
+	say "--- e2e: $(cat /host/e2e.run)"
+	(cd /tmp && /host/e2e.test -test.v -test.count=1 -test.timeout 60m -test.run "$(cat /host/e2e.run)" \
+		-unetes-bin=/host/unetes -nettool=/host/nettool -test-user=$user -nosubid-user=unetes-nosubid) ||
+		fail "e2e suite: $(cat /host/e2e.run)"
+	say "e2e: $((SECONDS - t)) s"
+fi
 say "PASS (all in $((SECONDS - begin)) s)"
 echo 0 >"$out/rc"

@@ -10,7 +10,12 @@
 #
 # The rootfs is made once and kept in $UNETES_VM_DIR (default
 # /var/tmp/unetes-vm); every run boots a fresh disk made from it.
-# Settings: UNETES_VM_MEM (6G), UNETES_VM_CPUS (2), UNETES_VM_TIMEOUT (s, 5400).
+# Settings: UNETES_VM_MEM (6G), UNETES_VM_CPUS (2), UNETES_VM_TIMEOUT (s, 5400),
+# UNETES_VM_E2E: which tests of the e2e suite (testing/, a -test.run
+# pattern) run in the guest after guest.sh's own checks (by default three
+# sandbox tests; empty for none). Kubernetes tests are ~10x slower under
+# TCG: TestControlPlane failed there once, its controller-manager timing
+# out on the apiserver's /healthz.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,6 +23,7 @@ dir=${UNETES_VM_DIR:-/var/tmp/unetes-vm}
 mem=${UNETES_VM_MEM:-6G}
 cpus=${UNETES_VM_CPUS:-2}
 timeout=${UNETES_VM_TIMEOUT:-5400}
+e2e=${UNETES_VM_E2E-TestInsideIsANewRootlessNamespace|TestExecPassesStdioAndExitStatus|TestStatusStopAndSecondRun}
 mirror=${UNETES_VM_MIRROR:-http://deb.debian.org/debian}
 user=unetes
 uid=1000
@@ -70,6 +76,8 @@ configure_rootfs() {
 	chroot "$root" id $user >/dev/null 2>&1 || chroot "$root" useradd -m -u $uid -s /bin/bash $user
 	echo "$user:100000:65536" >"$root/etc/subuid"
 	echo "$user:100000:65536" >"$root/etc/subgid"
+	# The e2e suite's user without sub-IDs.
+	chroot "$root" id unetes-nosubid >/dev/null 2>&1 || chroot "$root" useradd -m -s /bin/bash unetes-nosubid
 	# Lingering: logind starts the user's systemd (user@1000.service, with
 	# Delegate=) at boot, as it does at a login.
 	mkdir -p "$root/var/lib/systemd/linger"
@@ -107,6 +115,12 @@ rm -rf "$share"
 mkdir -p "$share/out"
 cp "$repo/bin/unetes" "$repo/testing/vm/guest.sh" "$share/"
 (cd "$repo" && CGO_ENABLED=0 ${GO:-go} run ./testing/vm/mkimage localhost/busybox:vm "$share/busybox.tar")
+if [ -n "$e2e" ]; then
+	# The e2e suite, compiled: the guest has no Go.
+	(cd "$repo" && CGO_ENABLED=0 ${GO:-go} test -c -trimpath -o "$share/e2e.test" ./testing/ &&
+		CGO_ENABLED=0 ${GO:-go} build -trimpath -o "$share/nettool" ./testing/nettool)
+	echo "$e2e" >"$share/e2e.run"
+fi
 chmod -R a+rX "$share"
 chmod 0777 "$share/out"
 say "disk and share ready in $((SECONDS - t)) s; booting (TCG, $cpus CPUs, $mem; console in $dir/console.log)"
