@@ -36,7 +36,10 @@ type Config struct {
 	// answers); Start returns once it does.
 	Ready    func(ctx context.Context) error
 	Progress func(phase string, took time.Duration) // optional
-	Log      *slog.Logger
+	// Locked, when set, is called once the instance's lock is held and its
+	// pid file written: from then on `unetes stop` finds the instance.
+	Locked func()
+	Log    *slog.Logger
 	// Cgroup, when set, is the delegated cgroup v2 pods get their limits
 	// in: the namespaces get a cgroup namespace rooted at it (made while
 	// this process is still in it), and once the child exists Start moves
@@ -114,6 +117,15 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The pid file at once: a stop from now on must find this process, not
+	// the pid an earlier run left.
+	if err := os.WriteFile(filepath.Join(cfg.Paths.StateDir, parentPIDFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		lock.unlock()
+		return nil, fmt.Errorf("write pid file: %w", err)
+	}
+	if cfg.Locked != nil {
+		cfg.Locked()
+	}
 	i := &Instance{cfg: cfg, lock: lock, started: time.Now(), done: make(chan struct{}),
 		portQuit: make(chan struct{}), portErr: make(chan error, 1), portReady: make(chan struct{}, 1)}
 	if err := i.launch(ctx); err != nil {
@@ -134,9 +146,6 @@ func (i *Instance) launch(ctx context.Context) error {
 	sd := i.cfg.Paths.StateDir
 	if err := clearStale(sd); err != nil {
 		return err
-	}
-	if err := os.WriteFile(filepath.Join(sd, parentPIDFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		return fmt.Errorf("write pid file: %w", err)
 	}
 	subuid, subgid, err := i.subIDs()
 	if err != nil {

@@ -15,25 +15,44 @@ import (
 // TestStopDuringStartUp stops a Kubernetes instance at several moments of
 // its start-up, with `unetes stop` and with Ctrl-C (SIGINT): each time run
 // ends promptly with status 0, says so, and leaves no process; then the
-// same instance starts cleanly.
+// same instance starts cleanly. The first stop comes while the download
+// is still unpacking the program (a first run, with a cache of its own):
+// the stop waits for that run rather than finding no instance.
 func TestStopDuringStartUp(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	name := newName()
 	apiPort := freePort(t, "tcp")
 	for _, tc := range []struct {
-		after time.Duration
-		how   string
+		after    time.Duration
+		how      string
+		firstRun bool // a new XDG_CACHE_HOME: the launcher unpacks
 	}{
-		{300 * time.Millisecond, "stop"},
-		{1500 * time.Millisecond, "stop"},
-		{3 * time.Second, "stop"},
-		{5 * time.Second, "stop"},
-		{2 * time.Second, "ctrl-c"},
-		{4 * time.Second, "ctrl-c"},
+		{300 * time.Millisecond, "stop", true},
+		{300 * time.Millisecond, "stop", false},
+		{1500 * time.Millisecond, "stop", false},
+		{3 * time.Second, "stop", false},
+		{5 * time.Second, "stop", false},
+		{2 * time.Second, "ctrl-c", false},
+		{4 * time.Second, "ctrl-c", false},
 	} {
-		t.Run(fmt.Sprintf("%s after %s", tc.how, tc.after), func(t *testing.T) {
+		title := fmt.Sprintf("%s after %s", tc.how, tc.after)
+		if tc.firstRun {
+			title += " of a first run"
+		}
+		t.Run(title, func(t *testing.T) {
+			var env []string
+			if tc.firstRun {
+				cache, err := os.MkdirTemp(work.dir, "cache-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.RemoveAll(cache) })
+				chownTree(t, cache, u)
+				env = []string{"XDG_CACHE_HOME=" + cache}
+			}
 			out := &syncBuffer{}
 			cmd := u.command(work.unetes, "run", "--name", name, "--api-port", strconv.Itoa(apiPort))
+			cmd.Env = append(cmd.Env, env...)
 			cmd.Stdout, cmd.Stderr = out, out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -43,7 +62,11 @@ func TestStopDuringStartUp(t *testing.T) {
 			time.Sleep(tc.after)
 			asked := time.Now()
 			if tc.how == "stop" {
-				u.unetes(t, "", "stop", "--name", name)
+				stop := u.command(work.unetes, "stop", "--name", name)
+				stop.Env = append(stop.Env, env...)
+				if stdout, stderr, code := runFor(t, stop, 2*time.Minute); code != 0 {
+					t.Errorf("unetes stop: exit %d: %s%s", code, stdout, stderr)
+				}
 			} else {
 				cmd.Process.Signal(syscall.SIGINT)
 			}
@@ -58,6 +81,9 @@ func TestStopDuringStartUp(t *testing.T) {
 				t.Fatalf("run did not end within 30 s of the stop:\n%s", out.String())
 			}
 			t.Logf("ended %.1f s after the stop", time.Since(asked).Seconds())
+			if tc.firstRun && !strings.Contains(out.String(), "unpacked into") {
+				t.Fatalf("the run did not unpack (no first run):\n%s", out.String())
+			}
 			if s := out.String(); !strings.Contains(s, fmt.Sprintf("instance %q stopped during start-up", name)) &&
 				!(strings.Contains(s, "ready in") && strings.Contains(s, fmt.Sprintf("instance %q stopped", name))) {
 				t.Fatalf("run does not say it stopped:\n%s", s)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 )
 
@@ -37,12 +38,20 @@ func launch(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "unetes: %v: set XDG_CACHE_HOME (or HOME) to a directory of yours where unetes may unpack itself\n", err)
 		return 1
 	}
-	path, err := prog.ensure(filepath.Join(cache, "unetes", "bin"), stderr)
+	path, held, err := prog.ensure(filepath.Join(cache, "unetes", "bin"), stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "unetes: %v\n", err)
 		return 1
 	}
-	err = syscall.Exec(path, args, os.Environ())
+	env := withoutLaunchLock(os.Environ())
+	if held != nil {
+		if env, err = handOn(held, env); err != nil {
+			fmt.Fprintf(stderr, "unetes: %v\n", err)
+			return 1
+		}
+	}
+	err = syscall.Exec(path, args, env)
+	runtime.KeepAlive(held) // open until the exec: its finalizer would close it
 	hint := ""
 	if errors.Is(err, syscall.EACCES) {
 		hint = ": is " + cache + " on a noexec mount? Set XDG_CACHE_HOME to a directory where programs may run"

@@ -58,23 +58,48 @@ func (p program) dirName() string { return p.digest[:20] }
 // where it is missing (the first run of this build for this user) and then
 // removing earlier builds that no process runs. A file of the right size
 // is taken as unpacked: it only gets there complete, by rename after its
-// digest was checked.
-func (p program) ensure(binDir string, log io.Writer) (string, error) {
+// digest was checked. After an unpack, held is the build's lock, still
+// held (lockBuild); otherwise nil.
+func (p program) ensure(binDir string, log io.Writer) (path string, held *os.File, err error) {
 	dir := filepath.Join(binDir, p.dirName())
-	path := filepath.Join(dir, "unetes")
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == p.size {
-		return path, nil
+	path = filepath.Join(dir, "unetes")
+	if p.present(path) {
+		return path, nil, nil
+	}
+	mkdir := func() error {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("unpack unetes: %w: set XDG_CACHE_HOME to a directory of yours with ~%d MB free", err, p.size>>20)
+		}
+		return nil
+	}
+	if err := mkdir(); err != nil {
+		return "", nil, err
+	}
+	lock, err := lockBuild(dir, log)
+	if err != nil {
+		return "", nil, err
+	}
+	if p.present(path) { // another launcher unpacked it meanwhile
+		lock.Close()
+		return path, nil, nil
 	}
 	start := time.Now()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("unpack unetes: %w: set XDG_CACHE_HOME to a directory of yours with ~%d MB free", err, p.size>>20)
+	if err := mkdir(); err != nil { // removeUnused of another build may have raced
+		lock.Close()
+		return "", nil, err
 	}
 	if err := p.unpack(path); err != nil {
-		return "", err
+		lock.Close()
+		return "", nil, err
 	}
 	fmt.Fprintf(log, "unetes: first run of this build: unpacked into %s in %.1fs (once)\n", dir, time.Since(start).Seconds())
 	removeUnused(binDir, p.dirName())
-	return path, nil
+	return path, lock, nil
+}
+
+func (p program) present(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == p.size
 }
 
 // unpack writes the program to path through a temporary file beside it,

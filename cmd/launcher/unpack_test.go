@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -52,10 +53,14 @@ func TestEnsureUnpacksOnce(t *testing.T) {
 	}
 	bin := t.TempDir()
 	var log bytes.Buffer
-	path, err := p.ensure(bin, &log)
+	path, held, err := p.ensure(bin, &log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if held == nil {
+		t.Fatal("the unpacking launcher holds no lock to hand on")
+	}
+	held.Close()
 	got, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("unpacked %d bytes (%v), want %d", len(got), err, len(content))
@@ -68,8 +73,8 @@ func TestEnsureUnpacksOnce(t *testing.T) {
 	}
 	before := inode(t, path)
 	log.Reset()
-	if again, err := p.ensure(bin, &log); err != nil || again != path || inode(t, path) != before || log.Len() != 0 {
-		t.Fatalf("second run: %q %v, unpacked again: %v, said %q", again, err, inode(t, path) != before, log.String())
+	if again, held, err := p.ensure(bin, &log); err != nil || again != path || held != nil || inode(t, path) != before || log.Len() != 0 {
+		t.Fatalf("second run: %q %v, holds %v, unpacked again: %v, said %q", again, err, held, inode(t, path) != before, log.String())
 	}
 }
 
@@ -79,12 +84,61 @@ func TestEnsureRefusesADamagedPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := t.TempDir()
-	if _, err := p.ensure(bin, io.Discard); err == nil || !strings.Contains(err.Error(), "damaged") {
-		t.Fatalf("err %v", err)
+	if _, held, err := p.ensure(bin, io.Discard); err == nil || held != nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("err %v, holds %v", err, held)
 	}
 	left, _ := os.ReadDir(filepath.Join(bin, p.dirName()))
-	if len(left) != 0 {
-		t.Fatalf("a failed unpack left %v", left)
+	for _, e := range left {
+		if e.Name() != "lock" {
+			t.Fatalf("a failed unpack left %s", e.Name())
+		}
+	}
+}
+
+// A launcher that finds the program missing while another unpacks it
+// waits for that one's lock (held through its exec, until the program
+// releases it), says so, and unpacks nothing itself.
+func TestEnsureWaitsForTheUnpackingLauncher(t *testing.T) {
+	content := bytes.Repeat([]byte("unetes program "), 300000)
+	p, err := loadProgram(testPayload(t, content, content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	path, held, err := p.ensure(bin, io.Discard)
+	if err != nil || held == nil {
+		t.Fatalf("first: %v, holds %v", err, held)
+	}
+	before := inode(t, path)
+	os.Rename(path, path+".away") // as seen by a launcher that looked before the rename
+	type result struct {
+		path string
+		held bool
+		err  error
+		said string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var log bytes.Buffer
+		got, h, err := p.ensure(bin, &log)
+		if h != nil {
+			h.Close()
+		}
+		done <- result{got, h != nil, err, log.String()}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("the second launcher did not wait for the lock: %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	os.Rename(path+".away", path)
+	held.Close() // the program it ran released it
+	r := <-done
+	if r.err != nil || r.path != path || r.held || inode(t, path) != before {
+		t.Fatalf("second launcher: %+v, unpacked again: %v", r, inode(t, path) != before)
+	}
+	if !strings.Contains(r.said, "waiting for another unetes") || strings.Contains(r.said, "unpacked into") {
+		t.Fatalf("second launcher said %q", r.said)
 	}
 }
 

@@ -60,6 +60,7 @@ func runKubelet(args []string, _, _ io.Writer) int {
 }
 
 func main() {
+	takeLaunchLock()
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -76,6 +77,9 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "unetes: unknown command %q\n", args[0])
 		usage(stderr)
 		return 2
+	}
+	if args[0] != "run" {
+		releaseLaunchLock()
 	}
 	return c.run(args[1:], stdout, stderr)
 }

@@ -174,6 +174,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 		Ports:     newPorts,
 		Ready:     func(ctx context.Context) error { return waitSandbox(ctx, s.driver, cfg.paths.StateDir) },
 		Progress:  s.progress,
+		Locked:    releaseLaunchLock,
 		Log:       s.log,
 		Cgroup:    cg,
 	})
