@@ -45,6 +45,7 @@ func apiserverFlags(c Config, pkiDir string) map[string]string {
 		"bind-address":                       "0.0.0.0",
 		"client-ca-file":                     p("ca.crt"),
 		"enable-admission-plugins":           "NodeRestriction",
+		"enable-bootstrap-token-auth":        "true", // nodes join with the join add-on's token
 		"enable-aggregator-routing":          "true",
 		"etcd-cafile":                        p("etcd-ca.crt"),
 		"etcd-certfile":                      p("apiserver-etcd-client.crt"),
@@ -75,13 +76,16 @@ func apiserverFlags(c Config, pkiDir string) map[string]string {
 func controllerManagerFlags(c Config, pkiDir, kubeconfig string) map[string]string {
 	p := func(f string) string { return filepath.Join(pkiDir, f) }
 	return map[string]string{
-		"allocate-node-cidrs":              "true",
-		"authentication-kubeconfig":        kubeconfig,
-		"authorization-kubeconfig":         kubeconfig,
-		"bind-address":                     "127.0.0.1",
-		"cluster-cidr":                     c.ClusterCIDR,
-		"cluster-signing-cert-file":        p("ca.crt"),
-		"cluster-signing-key-file":         p("ca.key"),
+		"allocate-node-cidrs":       "true",
+		"authentication-kubeconfig": kubeconfig,
+		"authorization-kubeconfig":  kubeconfig,
+		"bind-address":              "127.0.0.1",
+		"cluster-cidr":              c.ClusterCIDR,
+		"cluster-signing-cert-file": p("ca.crt"),
+		"cluster-signing-key-file":  p("ca.key"),
+		// With the bootstrap tokens' two, off by default: the signer signs
+		// cluster-info for joiners, the cleaner deletes expired tokens.
+		"controllers":                      "*,bootstrap-signer-controller,token-cleaner-controller",
 		"kubeconfig":                       kubeconfig,
 		"leader-elect":                     "false",
 		"profiling":                        "false",

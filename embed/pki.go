@@ -32,6 +32,7 @@ type PKIConfig struct {
 	NodeIP     net.IP    // the namespace's address
 	ClusterDNS string    // cluster domain, e.g. "cluster.local"
 	NodeName   string    // the kubelet's node name
+	ExtraIPs   []net.IP  // more addresses the apiserver is reached at (a host address other nodes use)
 	Now        time.Time // for tests; zero means time.Now()
 }
 
@@ -59,7 +60,7 @@ type leaf struct {
 
 func (c PKIConfig) leaves() []leaf {
 	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + c.ClusterDNS}
-	ips := []net.IP{net.IPv4(127, 0, 0, 1), c.NodeIP, c.ServiceIP}
+	ips := append([]net.IP{net.IPv4(127, 0, 0, 1), c.NodeIP, c.ServiceIP}, c.ExtraIPs...)
 	return []leaf{
 		{name: "apiserver", ca: "ca", cn: "kube-apiserver", server: true, dnsNames: dns, ips: ips},
 		{name: "admin", ca: "ca", cn: "kubernetes-admin", orgs: []string{"system:masters"}},

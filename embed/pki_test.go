@@ -104,6 +104,17 @@ func TestPKIReuseAndRenewal(t *testing.T) {
 	if err != nil || !slices.Equal(moved.Created, []string{"apiserver.crt", "apiserver.key", "kubelet.crt", "kubelet.key", "metrics-server.crt", "metrics-server.key"}) {
 		t.Fatalf("new node IP created %v, %v", moved.Created, err)
 	}
+	// A host address other nodes use (run --api-address) reissues the
+	// apiserver's only; without it again, the wider certificate is kept.
+	cfg.ExtraIPs = []net.IP{net.ParseIP("192.0.2.7")}
+	wider, err := EnsurePKI(cfg)
+	if err != nil || !slices.Equal(wider.Created, []string{"apiserver.crt", "apiserver.key"}) {
+		t.Fatalf("extra IP created %v, %v", wider.Created, err)
+	}
+	cfg.ExtraIPs = nil
+	if narrower, err := EnsurePKI(cfg); err != nil || len(narrower.Created) != 0 {
+		t.Fatalf("without the extra IP created %v, %v", narrower.Created, err)
+	}
 	// Eleven months later every leaf is renewed; the CA stays.
 	cfg.Now = time.Now().Add(340 * 24 * time.Hour)
 	later, err := EnsurePKI(cfg)

@@ -44,9 +44,11 @@ type statusResponse struct {
 		Enforced bool   `json:"enforced"`
 		Reason   string `json:"reason"`
 	} `json:"resourceLimits"`
-	Kubernetes bool                    `json:"kubernetes"`
-	APIPort    int                     `json:"apiPort,omitempty"`
-	Components []embed.ComponentStatus `json:"components,omitempty"`
+	Kubernetes  bool                    `json:"kubernetes"`
+	APIPort     int                     `json:"apiPort,omitempty"`
+	APIServer   string                  `json:"apiServer,omitempty"`   // its URL for clients on this host
+	APIEndpoint string                  `json:"apiEndpoint,omitempty"` // HOST:PORT for nodes on other hosts
+	Components  []embed.ComponentStatus `json:"components,omitempty"`
 }
 
 func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fwd *hostfwd.Manager, stop func()) (io.Closer, error) {
@@ -97,6 +99,9 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		s.Name, s.PID, s.ChildPID = cfg.name, os.Getpid(), inst.ChildPID()
 		s.StateDir, s.DataDir, s.StartedAt = cfg.paths.StateDir, cfg.paths.DataDir, inst.Started()
 		s.Kubernetes, s.APIPort = cfg.kubernetes, cfg.apiPort
+		if cfg.kubernetes {
+			s.APIServer, s.APIEndpoint = cfg.apiServer(), cfg.apiEndpoint()
+		}
 		s.Components, _ = fetchComponents(r.Context(), cfg.paths.StateDir)
 		s.ResourceLimits.Enforced, s.ResourceLimits.Reason = cfg.cgroup.Enforced(), cgroupWhy(cfg.cgroup)
 		s.Network.Guest, s.Network.Gateway, s.Network.DNS = cfg.net.Guest.String(), cfg.net.Gateway.String(), cfg.net.DNS.String()

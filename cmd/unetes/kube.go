@@ -28,12 +28,31 @@ func (cfg runConfig) embedConfig() embed.Config {
 	return embed.DefaultConfig(cfg.name, cfg.paths.DataDir, cfg.paths.StateDir, net.IP(cfg.net.Guest.AsSlice()), nil)
 }
 
-// checkAPIPort fails fast, naming --api-port, when the host port is taken.
-func checkAPIPort(port int) error {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+// apiServer is the API's URL for clients on this host: the loopback
+// address unless the API listens on another address only.
+func (cfg runConfig) apiServer() string {
+	host := cfg.apiAddress
+	if host.IsUnspecified() || host.IsLoopback() {
+		host = hostfwd.DefaultHostIP
+	}
+	return "https://" + net.JoinHostPort(host.String(), strconv.Itoa(cfg.apiPort))
+}
+
+// apiEndpoint is HOST:PORT where nodes on other hosts reach the API.
+func (cfg runConfig) apiEndpoint() string {
+	return net.JoinHostPort(cfg.apiAdvertise.String(), strconv.Itoa(cfg.apiPort))
+}
+
+// checkAPIPort fails fast, naming --api-port or --api-address, when the
+// host port is taken or the address is not this host's.
+func checkAPIPort(addr netip.Addr, port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(port)))
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("port %d on 127.0.0.1 is taken, so the Kubernetes API cannot be forwarded there: pass --api-port with a free port", port)
+			return fmt.Errorf("port %d on %s is taken, so the Kubernetes API cannot be forwarded there: pass --api-port with a free port", port, addr)
+		}
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return fmt.Errorf("--api-address %s is not an address of this host: pass 127.0.0.1 (the default), 0.0.0.0 or one of `ip -br addr`", addr)
 		}
 		return fmt.Errorf("the Kubernetes API port %d cannot be used (%v): pass --api-port with a free port from 1024", port, err)
 	}
@@ -46,13 +65,16 @@ func prepareCerts(cfg runConfig) (*embed.PKI, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !cfg.apiAdvertise.IsLoopback() {
+		pc.ExtraIPs = []net.IP{net.IP(cfg.apiAdvertise.AsSlice())}
+	}
 	return embed.EnsurePKI(pc)
 }
 
 // forwardAPI opens the Kubernetes API's port on the host, before the saved
 // forwards are restored: a saved forward cannot take it.
 func forwardAPI(ctx context.Context, cfg runConfig, fwd *hostfwd.Manager) error {
-	api := hostfwd.Spec{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: uint16(cfg.apiPort), Port: apiPortInside, Proto: "tcp"}
+	api := hostfwd.Spec{HostIP: cfg.apiAddress, HostPort: uint16(cfg.apiPort), Port: apiPortInside, Proto: "tcp"}
 	if err := fwd.Publish(ctx, hostfwd.OwnerAPI, []hostfwd.Spec{api}); err != nil {
 		return fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
 	}
@@ -75,7 +97,7 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 	}
 	// Serving is enough here: on a cold start the sandbox starts the
 	// controllers, awaited next, only once the full /readyz passes.
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", cfg.apiPort, embed.APIServingPath)
+	url := cfg.apiServer() + embed.APIServingPath
 	if err := poll(ctx, inst, 3*time.Minute, "the apiserver", func(ctx context.Context) error {
 		return embed.GetOK(ctx, client, url)
 	}); err != nil {
@@ -94,7 +116,7 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 		return "", err
 	}
 	node := embed.NodeName(cfg.name)
-	nodeURL := fmt.Sprintf("https://127.0.0.1:%d/api/v1/nodes/%s", cfg.apiPort, node)
+	nodeURL := cfg.apiServer() + "/api/v1/nodes/" + node
 	started := inst.Started().Truncate(time.Second)
 	if err := poll(ctx, inst, 3*time.Minute, "node "+node+" Ready", func(ctx context.Context) error {
 		return nodeReady(ctx, client, nodeURL, started)
@@ -102,7 +124,7 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 		return "", err
 	}
 	if err := poll(ctx, inst, 3*time.Minute, "the default namespace's service account and CA", func(ctx context.Context) error {
-		return ensurePodPrerequisites(ctx, client, fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort), pki)
+		return ensurePodPrerequisites(ctx, client, cfg.apiServer(), pki)
 	}); err != nil {
 		return "", err
 	}
@@ -116,7 +138,7 @@ func bringUpKubernetes(ctx context.Context, cfg runConfig, inst *nsinit.Instance
 		since(progress, "add-ons", t)
 	}
 	kc := filepath.Join(cfg.paths.ConfigDir, "kubeconfig")
-	server := fmt.Sprintf("https://127.0.0.1:%d", cfg.apiPort)
+	server := cfg.apiServer()
 	if err := embed.WriteAdminKubeconfig(pki, cfg.name, server, kc); err != nil {
 		return "", err
 	}

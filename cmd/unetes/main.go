@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"image":      {run: runImage, usage: "image load FILE...: import docker-save or OCI tarballs for pods"},
 	"docker":     {run: runDocker, usage: "the host's docker CLI, pointed at the instance (a leading --name N picks it)"},
 	"docker-env": {run: runDockerEnv, usage: "print export DOCKER_HOST=… for the instance's Docker API"},
+	"token":      {run: runToken, usage: "print the bootstrap token and CA pin nodes join with"},
 	"version":    {run: runVersion, usage: "print versions"},
 	// Process roles of the one binary.
 	"_child":   {run: runChild, hidden: true},

@@ -27,6 +27,7 @@ type runArgs struct {
 	mtu               int
 	resolvConf        string
 	apiPort           int
+	apiAddress        string
 	debug             bool
 	cpuProfile        string
 	publish           stringList
@@ -42,20 +43,22 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 type runConfig struct {
-	name       string
-	paths      nsinit.Paths
-	user       nsinit.User
-	net        netstack.Config
-	publish    []hostfwd.Spec
-	kubernetes bool
-	apiPort    int
-	disabled   []string          // add-ons turned off (--disable)
-	docker     bool              // dockerd runs (not --disable docker)
-	lbAddress  netip.Addr        // where LoadBalancer Services and hostPorts listen on the host
-	lbIngress  netip.Addr        // what their status says: lbAddress, or the host's address for 0.0.0.0
-	cgroup     nsinit.CgroupMode // decides whether pod limits are enforced
-	proxy      proxySettings     // what the namespace gets of the host's HTTP(S) proxy
-	diskFree   embed.DiskFree    // the data dir's free space below which the kubelet evicts pods
+	name         string
+	paths        nsinit.Paths
+	user         nsinit.User
+	net          netstack.Config
+	publish      []hostfwd.Spec
+	kubernetes   bool
+	apiPort      int
+	apiAddress   netip.Addr        // where the API listens on the host (--api-address)
+	apiAdvertise netip.Addr        // where joining nodes reach it: apiAddress, or the host's address for 0.0.0.0
+	disabled     []string          // add-ons turned off (--disable)
+	docker       bool              // dockerd runs (not --disable docker)
+	lbAddress    netip.Addr        // where LoadBalancer Services and hostPorts listen on the host
+	lbIngress    netip.Addr        // what their status says: lbAddress, or the host's address for 0.0.0.0
+	cgroup       nsinit.CgroupMode // decides whether pod limits are enforced
+	proxy        proxySettings     // what the namespace gets of the host's HTTP(S) proxy
+	diskFree     embed.DiskFree    // the data dir's free space below which the kubelet evicts pods
 }
 
 // addons are the add-ons that run: none without Kubernetes.
@@ -104,6 +107,20 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 	if lb.IsUnspecified() && hostAddr.IsValid() {
 		ingress = hostAddr
 	}
+	api, err := hostfwd.DefaultHostIP, error(nil)
+	if a.apiAddress != "" {
+		api, err = netip.ParseAddr(a.apiAddress)
+	}
+	if err != nil || !api.Is4() {
+		return runConfig{}, fmt.Errorf("--api-address %q is not an IPv4 address: use 127.0.0.1 (the default), 0.0.0.0 (every address) or one of `ip -br addr`", a.apiAddress)
+	}
+	advertise := api
+	if api.IsUnspecified() {
+		advertise = hostfwd.DefaultHostIP
+		if hostAddr.IsValid() {
+			advertise = hostAddr
+		}
+	}
 	var pub []hostfwd.Spec
 	for _, p := range a.publish {
 		spec, err := hostfwd.ParseSpec(p)
@@ -113,7 +130,7 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 		pub = append(pub, spec)
 	}
 	cfg := runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort,
-		disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress, diskFree: diskFree}
+		apiAddress: api, apiAdvertise: advertise, disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress, diskFree: diskFree}
 	kc := cfg.embedConfig()
 	cfg.proxy = resolveProxy(environ, clusterExempt(nc.Subnet, kc.ClusterCIDR, kc.ServiceCIDR, kc.ClusterDomain), nc.Gateway, a.allowHostLoopback)
 	return cfg, nil
@@ -141,10 +158,11 @@ func parseDisable(list string) (off []string, docker bool, err error) {
 
 func runRun(args []string, stdout, stderr io.Writer) int {
 	var a runArgs
-	fs := newFlagSet("run", "run [--name N] [--no-kubernetes] [--disable ADDONS] [--api-port N] [--lb-address IP] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
+	fs := newFlagSet("run", "run [--name N] [--no-kubernetes] [--disable ADDONS] [--api-port N] [--api-address IP] [--lb-address IP] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
 	a.inst.register(fs)
 	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox, its NAT and forwards")
-	fs.IntVar(&a.apiPort, "api-port", 6443, "host port (on 127.0.0.1) of the Kubernetes API")
+	fs.IntVar(&a.apiPort, "api-port", 6443, "host port of the Kubernetes API")
+	fs.StringVar(&a.apiAddress, "api-address", "127.0.0.1", "host address the Kubernetes API is published on, for nodes on other hosts to join (0.0.0.0 for every address; its certificate then names the host's first address)")
 	fs.StringVar(&a.disable, "disable", "", "what not to run, comma-separated: the add-ons "+strings.Join(addons.Names(), ", ")+", and docker (the Docker Engine API)")
 	fs.StringVar(&a.lbAddress, "lb-address", "127.0.0.1", "host address that LoadBalancer Services and hostPorts are published on (0.0.0.0 for every address)")
 	fs.StringVar(&a.diskFree, "eviction-disk-free", embed.DefaultDiskFree.String(), "free space of the data dir's disk below which the kubelet evicts pods: a percentage (10%) or a size (5Gi); unetes warns below 1.5 times it")

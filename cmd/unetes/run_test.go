@@ -46,13 +46,13 @@ func TestResolveRun(t *testing.T) {
 			}},
 		{name: "all add-ons by default", args: runArgs{apiPort: 6443}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
-				if got := strings.Join(c.addons(), ","); got != "dns,storage,metrics,lb" {
+				if got := strings.Join(c.addons(), ","); got != "dns,storage,metrics,lb,join" {
 					t.Fatalf("add-ons %q", got)
 				}
 			}},
 		{name: "disable add-ons", args: runArgs{apiPort: 6443, disable: "metrics,dns"}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
-				if got := strings.Join(c.addons(), ","); got != "storage,lb" {
+				if got := strings.Join(c.addons(), ","); got != "storage,lb,join" {
 					t.Fatalf("add-ons %q", got)
 				}
 			}},
@@ -81,7 +81,7 @@ func TestResolveRun(t *testing.T) {
 				}
 			}},
 		{name: "unknown name in --disable names docker too", args: runArgs{apiPort: 6443, disable: "dokker"}, rc: rc,
-			wantErr: `--disable: no add-on "dokker"; the add-ons are dns, storage, metrics, lb, or docker`},
+			wantErr: `--disable: no add-on "dokker"; the add-ons are dns, storage, metrics, lb, join, or docker`},
 		{name: "no add-ons without kubernetes", args: runArgs{noKubernetes: true, apiPort: 6443}, rc: rc,
 			check: func(t *testing.T, c runConfig) {
 				if len(c.addons()) != 0 {
@@ -100,6 +100,25 @@ func TestResolveRun(t *testing.T) {
 					t.Fatalf("lb %v ingress %v", c.lbAddress, c.lbIngress)
 				}
 			}},
+		{name: "the API on loopback by default", args: runArgs{apiPort: 6443}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.apiServer() != "https://127.0.0.1:6443" || c.apiEndpoint() != "127.0.0.1:6443" {
+					t.Fatalf("server %s endpoint %s", c.apiServer(), c.apiEndpoint())
+				}
+			}},
+		{name: "the API on every address: local clients use loopback, other hosts the host's address", args: runArgs{apiPort: 7443, apiAddress: "0.0.0.0"}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.apiAddress.String() != "0.0.0.0" || c.apiServer() != "https://127.0.0.1:7443" || c.apiEndpoint() != "192.0.2.2:7443" {
+					t.Fatalf("address %v server %s endpoint %s", c.apiAddress, c.apiServer(), c.apiEndpoint())
+				}
+			}},
+		{name: "the API on one host address", args: runArgs{apiPort: 6443, apiAddress: "198.51.100.7"}, rc: rc,
+			check: func(t *testing.T, c runConfig) {
+				if c.apiServer() != "https://198.51.100.7:6443" || c.apiEndpoint() != "198.51.100.7:6443" {
+					t.Fatalf("server %s endpoint %s", c.apiServer(), c.apiEndpoint())
+				}
+			}},
+		{name: "bad api address", args: runArgs{apiPort: 6443, apiAddress: "::1"}, rc: rc, wantErr: `--api-address "::1" is not an IPv4 address`},
 		{name: "bad lb address", args: runArgs{apiPort: 6443, lbAddress: "localhost"}, rc: rc, wantErr: `--lb-address "localhost" is not an IPv4 address`},
 		{name: "unknown add-on", args: runArgs{apiPort: 6443, disable: "dns,traefik"}, rc: rc, wantErr: `--disable: no add-on "traefik"`},
 		{name: "bad eviction threshold", args: runArgs{apiPort: 6443, diskFree: "120%"}, rc: rc, wantErr: `--eviction-disk-free "120%" is not a percentage between 0 and 100`},
@@ -156,5 +175,13 @@ func TestLeadingName(t *testing.T) {
 		if inst.name != tc.name || strings.Join(rest, " ") != tc.rest {
 			t.Errorf("leadingName(%q) = %q %q", tc.args, inst.name, rest)
 		}
+	}
+}
+
+func TestCheckAPIPortNamesTheFlag(t *testing.T) {
+	// 192.0.2.1 (TEST-NET-1) is on no host.
+	err := checkAPIPort(netip.MustParseAddr("192.0.2.1"), 6443)
+	if err == nil || !strings.Contains(err.Error(), "--api-address 192.0.2.1 is not an address of this host") {
+		t.Fatalf("err = %v", err)
 	}
 }

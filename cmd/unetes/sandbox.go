@@ -45,6 +45,7 @@ type sandboxArgs struct {
 	disable           string
 	lbAddress         string
 	lbIngress         string
+	apiEndpoint       string
 	hostTCPCongestion string
 	diskFree          string
 	debug             bool
@@ -68,6 +69,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.disable, "disable", "", "add-ons not to run (comma-separated)")
 	fs.StringVar(&a.lbAddress, "lb-address", "127.0.0.1", "host address LoadBalancer Services and hostPorts are published on")
 	fs.StringVar(&a.lbIngress, "lb-ingress", "127.0.0.1", "the address LoadBalancer Services' status gives")
+	fs.StringVar(&a.apiEndpoint, "api-endpoint", "127.0.0.1:6443", "HOST:PORT where the host publishes the Kubernetes API (cluster-info gives it to joining nodes)")
 	fs.StringVar(&a.hostTCPCongestion, "host-tcp-congestion", "", "the host's default TCP congestion control, which pods' namespaces start with")
 	fs.StringVar(&a.diskFree, "eviction-disk-free", embed.DefaultDiskFree.String(), "free space below which the kubelet evicts pods")
 	fs.BoolVar(&a.debug, "debug", false, "debug logging")
@@ -331,7 +333,8 @@ func addonEnv(cp *embed.ControlPlane, nc embed.NodeConfig, a sandboxArgs) (addon
 	}
 	return addons.Env{Admin: rc, Kubeconfig: cp.WriteKubeconfig, PKIDir: pc.Dir, DataDir: cfg.DataDir, LogDir: cfg.LogDir(),
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ClusterDomain: cfg.ClusterDomain, DNSServiceIP: dnsIP, Upstream: a.upstreamDNS,
-		PodCgroups: nc.LimitsEnforced, Publisher: apiPublisher{apiClient(a.stateDir)}, LBAddress: lbAddr, LBIngress: lbIngress}, nil
+		PodCgroups: nc.LimitsEnforced, Publisher: apiPublisher{apiClient(a.stateDir)}, LBAddress: lbAddr, LBIngress: lbIngress,
+		APIEndpoint: a.apiEndpoint}, nil
 }
 
 // withSbin appends the sbin directories missing from path.

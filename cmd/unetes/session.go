@@ -132,7 +132,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 		return &nsinit.PrereqError{Checks: failed}
 	}
 	if cfg.kubernetes {
-		if err := checkAPIPort(cfg.apiPort); err != nil {
+		if err := checkAPIPort(cfg.apiAddress, cfg.apiPort); err != nil {
 			return err
 		}
 		var err error
@@ -141,7 +141,7 @@ func (s *session) startSandbox(ctx context.Context) error {
 		}
 		s.progress("certs", time.Since(s.start))
 		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","), "--lb-ingress", cfg.lbIngress.String(),
-			"--eviction-disk-free", cfg.diskFree.String())
+			"--eviction-disk-free", cfg.diskFree.String(), "--api-endpoint", cfg.apiEndpoint())
 	}
 	childArgs = append(childArgs, "--lb-address", cfg.lbAddress.String())
 	// The host's TCP default, which the pods' namespaces start with: the
@@ -259,7 +259,7 @@ func (s *session) followServices(ctx context.Context) error {
 		return err
 	}
 	warn := func(err error) { fmt.Fprintf(s.stderr, "unetes: warning: %v\n", err) }
-	warnings, stop, err := followServices(ctx, s.fwd, client, fmt.Sprintf("https://127.0.0.1:%d", s.cfg.apiPort), warn)
+	warnings, stop, err := followServices(ctx, s.fwd, client, s.cfg.apiServer(), warn)
 	s.stopFollow = stop
 	for _, w := range warnings {
 		fmt.Fprintf(s.stderr, "unetes: warning: saved forward not restored: %v\n", w)
@@ -283,7 +283,7 @@ func (s *session) printReady(kubeconfig string) {
 		fmt.Fprintln(s.stdout, "unetes: warning: overlayfs is not allowed in this user namespace (kernel < 5.11?): containerd uses the native snapshotter, which copies every layer (slower, more disk)")
 	}
 	if kubeconfig != "" {
-		fmt.Fprintf(s.stdout, "unetes: Kubernetes API at https://127.0.0.1:%d; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiPort, kubeconfig, cfg.name)
+		fmt.Fprintf(s.stdout, "unetes: Kubernetes API at %s; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiServer(), kubeconfig, cfg.name)
 	}
 	if cfg.docker {
 		fmt.Fprintf(s.stdout, "unetes: Docker API at unix://%s; use it with\n  eval \"$(unetes docker-env --name %s)\"\n", filepath.Join(cfg.paths.StateDir, dockerSocketName), cfg.name)

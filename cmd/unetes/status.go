@@ -64,7 +64,15 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if !s.Kubernetes {
 		fmt.Fprintf(stdout, "kubernetes:  off (--no-kubernetes)\n")
 	} else {
-		fmt.Fprintf(stdout, "kubernetes:  API at https://127.0.0.1:%d\n", s.APIPort)
+		server := s.APIServer
+		if server == "" { // a run from before the field
+			server = fmt.Sprintf("https://127.0.0.1:%d", s.APIPort)
+		}
+		fmt.Fprintf(stdout, "kubernetes:  API at %s", server)
+		if s.APIEndpoint != "" && !strings.HasSuffix(server, "//"+s.APIEndpoint) {
+			fmt.Fprintf(stdout, ", for other hosts at %s", s.APIEndpoint)
+		}
+		fmt.Fprintln(stdout)
 	}
 	for _, c := range s.Components {
 		if c.State == "disabled" {

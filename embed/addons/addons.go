@@ -32,6 +32,7 @@ const (
 	Storage = "storage"
 	Metrics = "metrics"
 	LB      = "lb"
+	Join    = "join"
 )
 
 // Env is what every add-on is started with: the cluster's facts and a way
@@ -58,6 +59,9 @@ type Env struct {
 	Publisher Publisher
 	LBAddress netip.Addr
 	LBIngress netip.Addr
+	// APIEndpoint is HOST:PORT where the API is published on the host, as
+	// cluster-info gives it to joining nodes.
+	APIEndpoint string
 }
 
 // Addon is one add-on.
@@ -102,6 +106,7 @@ var known = []struct {
 	{Storage, func() Addon { return &storageAddon{} }},
 	{Metrics, func() Addon { return &metricsAddon{} }},
 	{LB, func() Addon { return &lbAddon{} }},
+	{Join, func() Addon { return joinAddon{} }},
 }
 
 // Names lists every add-on.

@@ -45,7 +45,7 @@ func (b *bench) kubeRows() {
 		if i > 0 {
 			b.stopAndReset(bin, inst)
 		}
-		off.add(b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics,lb,docker"), instanceMemory(bare))
+		off.add(b.timeToReady(bin, bare, port, false, "--disable", "dns,storage,metrics,lb,join,docker"), instanceMemory(bare))
 		b.stopAndReset(bin, bare)
 		on.add(b.timeToReady(bin, inst, port, false, "--resolv-conf", resolv, "--disable", "docker"), instanceMemory(inst))
 	}

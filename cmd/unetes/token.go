@@ -1,0 +1,64 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/unetes/unetes/embed/addons"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// runToken prints what a node needs to join the instance's cluster: the
+// bootstrap token, the pin of the cluster's CA (kubeadm's
+// --discovery-token-ca-cert-hash) and the API's address on this host.
+func runToken(args []string, stdout, stderr io.Writer) int {
+	var inst instanceFlags
+	fs := newFlagSet("token", "token [--name N]", stderr)
+	inst.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return fail(stderr, fmt.Errorf("token takes no arguments (got %q): the instance is picked with --name", fs.Args()))
+	}
+	paths, err := inst.paths()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	ca, err := os.ReadFile(filepath.Join(paths.DataDir, "pki", "ca.crt"))
+	if errors.Is(err, os.ErrNotExist) {
+		return fail(stderr, fmt.Errorf("instance %q has no cluster yet: start it once with `unetes run --name %s`", inst.name, inst.name))
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	hash, err := addons.CACertHash(ca)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	_, had := os.Stat(filepath.Join(paths.DataDir, addons.JoinTokenFile))
+	tok, err := addons.LoadJoinToken(paths.DataDir)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "token:        %s\nca-cert-hash: %s\n", tok, hash)
+	if had != nil {
+		fmt.Fprintf(stderr, "unetes: this token is new: the cluster accepts it from the next `unetes run --name %s`\n", inst.name)
+	}
+	if s, err := fetchStatus(inst.name, paths.StateDir); err == nil && s.APIEndpoint != "" {
+		fmt.Fprintf(stdout, "api:          %s\n", s.APIEndpoint)
+	} else if kc, err := clientcmd.LoadFromFile(filepath.Join(paths.ConfigDir, "kubeconfig")); err == nil {
+		// Not running: where the last run served this host.
+		for _, c := range kc.Clusters {
+			if u, err := url.Parse(c.Server); err == nil {
+				fmt.Fprintf(stdout, "api:          %s\n", u.Host)
+			}
+			break
+		}
+	}
+	return 0
+}

@@ -1,0 +1,161 @@
+package addons
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+)
+
+// The server half of node join, on Kubernetes' own machinery (what
+// kubeadm sets up): a bootstrap token authenticates a joining kubelet as
+// system:bootstrap:<id> in JoinGroup; with it the kubelet may create a
+// node client CSR, which the controller-manager's CSR approver approves and
+// its signer signs (TLS bootstrap); cluster-info in kube-public, readable
+// without credentials and signed with the token by the bootstrap signer,
+// gives a joiner the CA it pins by hash. The token lives in the data dir
+// (JoinTokenFile) and does not expire (like k3s's); `--disable join`
+// deletes its Secret, which revokes it.
+const (
+	JoinTokenFile = "join-token"
+	JoinGroup     = "system:bootstrappers:unetes:nodes"
+	// clusterInfoCluster names the one cluster of cluster-info's kubeconfig.
+	clusterInfoCluster = "unetes"
+)
+
+type joinAddon struct{}
+
+// LoadJoinToken returns the instance's bootstrap token (ID.SECRET) from
+// dataDir, making one the first time.
+func LoadJoinToken(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, JoinTokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		tok := strings.TrimSpace(string(b))
+		if !bootstraputil.IsValidBootstrapToken(tok) {
+			return "", fmt.Errorf("%s does not hold a bootstrap token (ID.SECRET, [a-z0-9]{6}.[a-z0-9]{16}): delete it and a new token is made at the next start", path)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("join token: %w", err)
+	}
+	tok, err := bootstraputil.GenerateBootstrapToken()
+	if err != nil {
+		return "", fmt.Errorf("join token: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) { // made meanwhile by another process
+		return LoadJoinToken(dataDir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("join token: %w", err)
+	}
+	_, err = f.WriteString(tok + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("join token: %w", err)
+	}
+	return tok, nil
+}
+
+// CACertHash is kubeadm's pin of a CA: "sha256:" and the hex SHA-256 of
+// its certificate's SubjectPublicKeyInfo.
+func CACertHash(caPEM []byte) (string, error) {
+	block, _ := pem.Decode(caPEM)
+	if block == nil {
+		return "", errors.New("the CA certificate is not PEM")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("the CA certificate: %w", err)
+	}
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
+	tok, err := LoadJoinToken(env.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	id, secret, _ := strings.Cut(tok, ".")
+	ca, err := os.ReadFile(filepath.Join(env.PKIDir, "ca.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster-info: %w", err)
+	}
+	info, err := clientcmd.Write(clientcmdapi.Config{Clusters: map[string]*clientcmdapi.Cluster{
+		clusterInfoCluster: {Server: "https://" + env.APIEndpoint, CertificateAuthorityData: ca},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("cluster-info: %w", err)
+	}
+	const ns = metav1.NamespacePublic
+	return []runtime.Object{
+		&corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{Name: bootstraputil.BootstrapTokenSecretName(id), Namespace: metav1.NamespaceSystem},
+			Type:       bootstrapapi.SecretTypeBootstrapToken,
+			Data: map[string][]byte{
+				bootstrapapi.BootstrapTokenIDKey:               []byte(id),
+				bootstrapapi.BootstrapTokenSecretKey:           []byte(secret),
+				bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
+				bootstrapapi.BootstrapTokenUsageSigningKey:     []byte("true"),
+				bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(JoinGroup),
+				bootstrapapi.BootstrapTokenDescriptionKey:      []byte("unetes: nodes join with it (`unetes token` prints it)"),
+			},
+		},
+		&corev1.ConfigMap{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.ConfigMapClusterInfo, Namespace: ns},
+			Data:       map[string]string{bootstrapapi.KubeConfigKey: string(info)},
+		},
+		&rbacv1.Role{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+			ObjectMeta: metav1.ObjectMeta{Name: "unetes:cluster-info", Namespace: ns},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
+				ResourceNames: []string{bootstrapapi.ConfigMapClusterInfo}, Verbs: []string{"get"}}},
+		},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: metav1.ObjectMeta{Name: "unetes:cluster-info", Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "unetes:cluster-info"},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "system:anonymous"}},
+		},
+		// Joiners create node client CSRs, which are approved at once;
+		// nodes renew their own certificates.
+		bindClusterRoleToGroup("unetes:join:bootstrappers", "system:node-bootstrapper", JoinGroup),
+		bindClusterRoleToGroup("unetes:join:approve-node-client", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", JoinGroup),
+		bindClusterRoleToGroup("unetes:join:renew-node-client", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", "system:nodes"),
+	}, nil
+}
+
+// Start has nothing to run: the apiserver authenticates the token and the
+// controller-manager approves, signs and publishes the signature.
+func (joinAddon) Start(context.Context, Env, func(error)) error { return nil }
+
+func (joinAddon) Stop() {}
+
+func bindClusterRoleToGroup(name, role, group string) *rbacv1.ClusterRoleBinding {
+	b := bindClusterRole(name, role, "")
+	b.Subjects = []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: group}}
+	return b
+}
