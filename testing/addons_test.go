@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -383,9 +385,11 @@ func TestAddonsDisabled(t *testing.T) {
 	}
 	const defaultClass = `jsonpath={.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}`
 	in.mustKubectl("annotate", "--overwrite", "storageclass", "local-path", "storageclass.kubernetes.io/is-default-class=false")
+	ti := joinToken(t, u, name)
+	in.mustKubectl("-n", "kube-system", "get", "secret", "bootstrap-token-"+ti.id)
 	in.stop()
 
-	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort), "--disable", "dns,metrics,lb"})
+	again := launch(t, u, name, []string{"--api-port", strconv.Itoa(apiPort), "--disable", "dns,metrics,lb,join"})
 	if v := again.mustKubectl("get", "storageclass", "local-path", "-o", defaultClass); v != "false" {
 		t.Fatalf("the user's is-default-class=false after a restart: %q", v)
 	}
@@ -405,9 +409,21 @@ func TestAddonsDisabled(t *testing.T) {
 	if out, _, code := again.kubectl("get", "apiservice", "v1beta1.metrics.k8s.io"); code == 0 {
 		t.Fatalf("metrics APIService left with --disable metrics: %s", out)
 	}
+	// --disable join revokes the token: its Secret is gone and the
+	// apiserver no longer takes it.
+	if out, _, code := again.kubectl("-n", "kube-system", "get", "secret", "bootstrap-token-"+ti.id); code == 0 {
+		t.Fatalf("the bootstrap token's Secret left with --disable join: %s", out)
+	}
+	if out, _, code := again.kubectl("-n", "kube-public", "get", "configmap", "cluster-info"); code == 0 {
+		t.Fatalf("cluster-info left with --disable join: %s", out)
+	}
+	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if code, m := call(t, insecure, "GET", fmt.Sprintf("https://127.0.0.1:%d/apis/certificates.k8s.io/v1/certificatesigningrequests", apiPort), ti.token, nil); code != http.StatusUnauthorized {
+		t.Fatalf("the join token with --disable join: %d %v, want 401", code, m)
+	}
 	again.mustKubectl("get", "storageclass", "local-path")
 	out, _, _ := u.unetes(t, "", "status", "--name", name)
-	if !regexpLine(out, `dns\s+disabled`) || !regexpLine(out, `metrics\s+disabled`) || !regexpLine(out, `lb\s+disabled`) || !regexpLine(out, `storage\s+ready`) {
+	if !regexpLine(out, `join\s+disabled`) || !regexpLine(out, `dns\s+disabled`) || !regexpLine(out, `metrics\s+disabled`) || !regexpLine(out, `lb\s+disabled`) || !regexpLine(out, `storage\s+ready`) {
 		t.Fatalf("status:\n%s", out)
 	}
 	if _, errOut, code := again.apply(fmt.Sprintf(`apiVersion: v1
