@@ -31,10 +31,16 @@ func TestControlPlane(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	name := newName()
 	port := strconv.Itoa(freePort(t, "tcp"))
-	in := launch(t, u, name, []string{"--api-port", port})
+	in := launch(t, u, name, []string{"--api-port", port, "-v"})
 	for _, phase := range []string{"certs", "etcd", "apiserver ready", "controllers ready", "export KUBECONFIG="} {
 		if !strings.Contains(in.out.String(), phase) {
 			t.Errorf("run output lacks %q:\n%s", phase, in.out.String())
+		}
+	}
+	// -v: the time line has run's phases and the sandbox's, add-ons too.
+	for _, row := range []string{`run\s+node ready(\s+\d+){3}`, `sandbox\s+etcd(\s+\d+){3}`, `sandbox\s+kubelet and kube-proxy(\s+\d+){3}`, `add-on\s+dns(\s+\d+){3}`} {
+		if !regexpLine(in.out.String(), row) {
+			t.Errorf("run -v's time line lacks a row %s:\n%s", row, in.out.String())
 		}
 	}
 

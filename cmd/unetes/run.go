@@ -29,6 +29,7 @@ type runArgs struct {
 	apiPort           int
 	apiAddress        string
 	debug             bool
+	verbose           bool
 	cpuProfile        string
 	publish           stringList
 	disable           string
@@ -59,6 +60,7 @@ type runConfig struct {
 	cgroup       nsinit.CgroupMode // decides whether pod limits are enforced
 	proxy        proxySettings     // what the namespace gets of the host's HTTP(S) proxy
 	diskFree     embed.DiskFree    // the data dir's free space below which the kubelet evicts pods
+	verbose      bool              // print the start-up time line at ready (-v)
 }
 
 // addons are the add-ons that run: none without Kubernetes.
@@ -130,7 +132,7 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 		pub = append(pub, spec)
 	}
 	cfg := runConfig{name: a.inst.name, paths: paths, user: u, net: nc, publish: pub, kubernetes: !a.noKubernetes, apiPort: a.apiPort,
-		apiAddress: api, apiAdvertise: advertise, disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress, diskFree: diskFree}
+		apiAddress: api, apiAdvertise: advertise, disabled: disabled, docker: docker, lbAddress: lb, lbIngress: ingress, diskFree: diskFree, verbose: a.verbose}
 	kc := cfg.embedConfig()
 	cfg.proxy = resolveProxy(environ, clusterExempt(nc.Subnet, kc.ClusterCIDR, kc.ServiceCIDR, kc.ClusterDomain), nc.Gateway, a.allowHostLoopback)
 	return cfg, nil
@@ -158,7 +160,7 @@ func parseDisable(list string) (off []string, docker bool, err error) {
 
 func runRun(args []string, stdout, stderr io.Writer) int {
 	var a runArgs
-	fs := newFlagSet("run", "run [--name N] [--no-kubernetes] [--disable ADDONS] [--api-port N] [--api-address IP] [--lb-address IP] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
+	fs := newFlagSet("run", "run [-v] [--name N] [--no-kubernetes] [--disable ADDONS] [--api-port N] [--api-address IP] [--lb-address IP] [--allow-host-loopback] [--mtu N] [-p [IP:]HOSTPORT:PORT[/PROTO]]...", stderr)
 	a.inst.register(fs)
 	fs.BoolVar(&a.noKubernetes, "no-kubernetes", false, "run only the rootless sandbox, its NAT and forwards")
 	fs.IntVar(&a.apiPort, "api-port", 6443, "host port of the Kubernetes API")
@@ -170,6 +172,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&a.mtu, "mtu", netstack.DefaultMTU, "MTU of the namespace's interface")
 	fs.StringVar(&a.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolv.conf whose nameservers the DNS relay at 10.0.2.3 forwards to")
 	fs.BoolVar(&a.debug, "debug", false, "log every NAT decision")
+	fs.BoolVar(&a.verbose, "v", false, "at ready, print a time line of start-up: run's phases and the sandbox's (components, add-ons) side by side")
 	fs.Var(&a.publish, "publish", "forward a host port at start; `SPEC` is [IP:]HOSTPORT:PORT[/tcp|/udp] (repeatable, saved like other forwards)")
 	fs.Var(&a.publish, "p", "short for --publish `SPEC`")
 	fs.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run process (NAT included) to FILE")

@@ -32,6 +32,8 @@ type session struct {
 	inst   *nsinit.Instance
 	// stopFollow ends the watch that keeps forwards on their Services.
 	stopFollow func()
+	// phases are run's start-up phases so far, for `run -v`.
+	phases []phase
 }
 
 func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
@@ -111,9 +113,13 @@ func (s *session) prepareCgroup() []string {
 // refuses them (embed/dockerlimits.go) rather than let dockerd drop them.
 const dockerLimitsNote = "unetes: docker containers' resource limits (--memory, --cpus, --pids-limit, ...) are NOT enforced (a rootless dockerd applies them only through systemd, which unetes does not use): docker refuses containers that ask for them, with a message that says so"
 
-func (s *session) progress(phase string, took time.Duration) {
-	fmt.Fprintf(s.stdout, "unetes:   %-18s %6.0f ms\n", phase, took.Seconds()*1000)
+func (s *session) progress(name string, took time.Duration) {
+	s.phases = append(s.phases, phase{who: "run", what: name, end: time.Now(), took: took})
+	fmt.Fprintf(s.stdout, "unetes:   %-18s %6.0f ms\n", name, took.Seconds()*1000)
 }
+
+// childLog is the sandbox's log, which has its phases.
+func (s *session) childLog() string { return filepath.Join(s.cfg.paths.StateDir, "logs", "child.log") }
 
 // startSandbox prepares certificates when Kubernetes runs, then creates the
 // namespaces with the NAT and the port driver.
@@ -279,6 +285,9 @@ func (s *session) printReady(kubeconfig string) {
 	}
 	fmt.Fprintf(s.stdout, "unetes: instance %q ready in %.2fs: %s/%d via %s%s, DNS %s, MTU %d, host loopback %s\n",
 		cfg.name, time.Since(s.start).Seconds(), cfg.net.Guest, cfg.net.Subnet.Bits(), cfg.net.Gateway, v6, cfg.net.DNS, cfg.net.MTU, loop)
+	if cfg.verbose {
+		s.printPhaseTable()
+	}
 	if snap, _ := os.ReadFile(filepath.Join(cfg.paths.StateDir, snapshotterFileName)); string(snap) == "native" {
 		fmt.Fprintln(s.stdout, "unetes: warning: overlayfs is not allowed in this user namespace (kernel < 5.11?): containerd uses the native snapshotter, which copies every layer (slower, more disk)")
 	}
@@ -296,7 +305,7 @@ func (s *session) serveUntilStopped(life context.Context) error {
 	select {
 	case <-life.Done():
 	case <-s.inst.Done():
-		return fmt.Errorf("instance exited unexpectedly: %v (see %s)", s.inst.Wait(), filepath.Join(s.cfg.paths.StateDir, "logs", "child.log"))
+		return fmt.Errorf("instance exited unexpectedly: %v (see %s)", s.inst.Wait(), s.childLog())
 	}
 	fmt.Fprintf(s.stdout, "unetes: stopping instance %q\n", s.cfg.name)
 	if s.stopFollow != nil {
