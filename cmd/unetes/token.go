@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/unetes/unetes/embed/addons"
+	"github.com/unetes/unetes/embed/join"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -36,7 +37,7 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	hash, err := addons.CACertHash(ca)
+	hash, err := join.CACertHash(ca)
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -2,10 +2,6 @@ package addons
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -75,21 +71,6 @@ func LoadJoinToken(dataDir string) (string, error) {
 		return "", fmt.Errorf("join token: %w", err)
 	}
 	return tok, nil
-}
-
-// CACertHash is kubeadm's pin of a CA: "sha256:" and the hex SHA-256 of
-// its certificate's SubjectPublicKeyInfo.
-func CACertHash(caPEM []byte) (string, error) {
-	block, _ := pem.Decode(caPEM)
-	if block == nil {
-		return "", errors.New("the CA certificate is not PEM")
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return "", fmt.Errorf("the CA certificate: %w", err)
-	}
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
 func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
