@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unetes/unetes/embed/join"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/cluster-bootstrap/token/jws"
 )
@@ -133,6 +135,18 @@ func TestJoinToken(t *testing.T) {
 	}
 	if sum := sha256.Sum256(ca.RawSubjectPublicKeyInfo); "sha256:"+hex.EncodeToString(sum[:]) != ti.hash {
 		t.Fatalf("the CA in cluster-info does not have the pin `unetes token` printed (%s)", ti.hash)
+	}
+	// unetes' own discovery (the node half's first step) finds the same,
+	// and refuses the wrong pin and a wrong token.
+	found, err := join.Discover(context.Background(), join.Request{Endpoint: endpoint, Token: ti.token, CACertHash: ti.hash})
+	if err != nil || found.Server != base || !bytes.Equal(found.CA, caPEM) {
+		t.Fatalf("discovery: %+v, %v", found, err)
+	}
+	if _, err := join.Discover(context.Background(), join.Request{Endpoint: endpoint, Token: ti.token, CACertHash: "sha256:" + strings.Repeat("0", 64)}); err == nil || !strings.Contains(err.Error(), "refusing to trust it") {
+		t.Fatalf("discovery with another pin: %v", err)
+	}
+	if _, err := join.Discover(context.Background(), join.Request{Endpoint: endpoint, Token: ti.id + ".0123456789abcdef", CACertHash: ti.hash}); err == nil || !strings.Contains(err.Error(), "not signed with this token") {
+		t.Fatalf("discovery with a wrong token: %v", err)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
