@@ -148,6 +148,14 @@ func TestJoinToken(t *testing.T) {
 	if _, err := join.Discover(context.Background(), join.Request{Endpoint: endpoint, Token: ti.id + ".0123456789abcdef", CACertHash: ti.hash}); err == nil || !strings.Contains(err.Error(), "not signed with this token") {
 		t.Fatalf("discovery with a wrong token: %v", err)
 	}
+	// A joiner may not take the name of a Ready node (the server's own);
+	// a new name is free. Nothing is written either way.
+	if err := join.CheckNodeName(context.Background(), found, ti.token, "unetes-"+name); err == nil || !strings.Contains(err.Error(), "is in the cluster and Ready") {
+		t.Fatalf("joining as the server's Ready node: %v", err)
+	}
+	if err := join.CheckNodeName(context.Background(), found, ti.token, "joiner-"+name); err != nil {
+		t.Fatalf("a new node name: %v", err)
+	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	pinned := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}

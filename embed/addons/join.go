@@ -123,6 +123,14 @@ func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
 		},
 		// Joiners create node client CSRs, which are approved at once;
 		// nodes renew their own certificates.
+		// A joiner checks that no Ready node has its name (kubeadm's
+		// kubeadm:get-nodes).
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+			ObjectMeta: metav1.ObjectMeta{Name: "unetes:join:get-nodes"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}},
+		},
+		bindClusterRoleToGroup("unetes:join:get-nodes", "unetes:join:get-nodes", JoinGroup),
 		bindClusterRoleToGroup("unetes:join:bootstrappers", "system:node-bootstrapper", JoinGroup),
 		bindClusterRoleToGroup("unetes:join:approve-node-client", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", JoinGroup),
 		bindClusterRoleToGroup("unetes:join:renew-node-client", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", "system:nodes"),

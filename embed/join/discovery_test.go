@@ -67,6 +67,15 @@ func newFakeCluster(t *testing.T) *fakeCluster {
 func (f *fakeCluster) endpoint() string { return strings.TrimPrefix(f.srv.URL, "https://") }
 
 func (f *fakeCluster) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api/v1/nodes/ready" || r.URL.Path == "/api/v1/nodes/notready" {
+		if r.Header.Get("Authorization") != "Bearer "+testToken {
+			http.Error(w, "who", http.StatusUnauthorized)
+			return
+		}
+		status := map[bool]string{true: "True", false: "False"}[r.URL.Path == "/api/v1/nodes/ready"]
+		json.NewEncoder(w).Encode(map[string]any{"status": map[string]any{"conditions": []map[string]string{{"type": "MemoryPressure", "status": "True"}, {"type": "Ready", "status": status}}}})
+		return
+	}
 	if r.URL.Path == "/version" {
 		w.Write([]byte(`{"gitVersion":"v1.37.2"}`))
 		return
@@ -141,5 +150,21 @@ func TestDiscoverUnreachable(t *testing.T) {
 	_, err := Discover(context.Background(), Request{Endpoint: addr, Token: testToken, CACertHash: "sha256:" + strings.Repeat("a", 64)})
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the cluster's API at "+addr) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCheckNodeName(t *testing.T) {
+	f := newFakeCluster(t)
+	c := Cluster{Server: f.srv.URL, CA: f.caPEM}
+	for _, tc := range []struct{ name, token, wantErr string }{
+		{name: "fresh", token: testToken},
+		{name: "notready", token: testToken},
+		{name: "ready", token: testToken, wantErr: `a node named "ready" is in the cluster and Ready: join with another --name`},
+		{name: "ready", token: "abcdef.fedcba9876543210", wantErr: "does not take this token (401)"},
+	} {
+		err := CheckNodeName(context.Background(), c, tc.token, tc.name)
+		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.wantErr)
+		}
 	}
 }

@@ -1,0 +1,59 @@
+package join
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// CheckNodeName refuses a name that a Ready node of the cluster has: a
+// second instance joining under it would take that node's identity. A
+// NotReady node of that name is this host's earlier join coming back.
+// Nothing is written on the server.
+func CheckNodeName(ctx context.Context, c Cluster, token, name string) error {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(c.CA) {
+		return errors.New("the cluster's CA is not a PEM certificate")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/nodes/"+url.PathEscape(name), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("ask the cluster about node %q: %w", name, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return nil
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return errors.New("the cluster does not take this token (401): it is wrong or revoked; `unetes token` on the server prints the current one")
+	case http.StatusForbidden:
+		return fmt.Errorf("this token may not read nodes (403): the server's join add-on is older than this unetes; upgrade the server")
+	default:
+		return fmt.Errorf("ask the cluster about node %q: %s", name, resp.Status)
+	}
+	var node struct {
+		Status struct {
+			Conditions []struct{ Type, Status string } `json:"conditions"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(body, &node); err != nil {
+		return fmt.Errorf("node %q: %w", name, err)
+	}
+	for _, cond := range node.Status.Conditions {
+		if cond.Type == "Ready" && cond.Status == "True" {
+			return fmt.Errorf("a node named %q is in the cluster and Ready: join with another --name, or stop that node first (`kubectl delete node %s` once it is gone for good)", name, name)
+		}
+	}
+	return nil
+}
