@@ -98,23 +98,17 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 			return runConfig{}, fmt.Errorf("--eviction-disk-free %w", err)
 		}
 	}
-	lb, err := hostfwd.DefaultHostIP, error(nil)
-	if a.lbAddress != "" {
-		lb, err = netip.ParseAddr(a.lbAddress)
-	}
-	if err != nil || !lb.Is4() {
-		return runConfig{}, fmt.Errorf("--lb-address %q is not an IPv4 address: use 127.0.0.1 (the default), 0.0.0.0 (every address) or one of `ip -br addr`", a.lbAddress)
+	lb, err := hostAddrFlag("lb-address", a.lbAddress)
+	if err != nil {
+		return runConfig{}, err
 	}
 	ingress := lb
 	if lb.IsUnspecified() && hostAddr.IsValid() {
 		ingress = hostAddr
 	}
-	api, err := hostfwd.DefaultHostIP, error(nil)
-	if a.apiAddress != "" {
-		api, err = netip.ParseAddr(a.apiAddress)
-	}
-	if err != nil || !api.Is4() {
-		return runConfig{}, fmt.Errorf("--api-address %q is not an IPv4 address: use 127.0.0.1 (the default), 0.0.0.0 (every address) or one of `ip -br addr`", a.apiAddress)
+	api, err := hostAddrFlag("api-address", a.apiAddress)
+	if err != nil {
+		return runConfig{}, err
 	}
 	advertise := api
 	if api.IsUnspecified() {
@@ -136,6 +130,19 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 	kc := cfg.embedConfig()
 	cfg.proxy = resolveProxy(environ, clusterExempt(nc.Subnet, kc.ClusterCIDR, kc.ServiceCIDR, kc.ClusterDomain), nc.Gateway, a.allowHostLoopback)
 	return cfg, nil
+}
+
+// hostAddrFlag parses a flag that names an IPv4 address of the host to
+// listen on; empty is the loopback address.
+func hostAddrFlag(flag, v string) (netip.Addr, error) {
+	ip, err := hostfwd.DefaultHostIP, error(nil)
+	if v != "" {
+		ip, err = netip.ParseAddr(v)
+	}
+	if err != nil || !ip.Is4() {
+		return netip.Addr{}, fmt.Errorf("--%s %q is not an IPv4 address: use 127.0.0.1 (the default), 0.0.0.0 (every address) or one of `ip -br addr`", flag, v)
+	}
+	return ip, nil
 }
 
 // parseDisable splits `--disable` into the add-ons turned off and whether

@@ -165,11 +165,10 @@ func Discover(ctx context.Context, r Request) (Cluster, error) {
 // checkServes asks the API cluster-info names for /version, trusting only
 // its CA: its certificate must name the address.
 func checkServes(ctx context.Context, c Cluster) error {
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(c.CA) {
-		return errors.New("cluster-info's CA is not a PEM certificate")
+	pinned, err := trusting(c.CA)
+	if err != nil {
+		return err
 	}
-	pinned := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/version", nil)
 	resp, err := pinned.Do(req)
 	if err != nil {
@@ -187,4 +186,13 @@ func isLoopback(host string) bool {
 func endpointHost(endpoint string) string {
 	h, _, _ := net.SplitHostPort(endpoint)
 	return h
+}
+
+// trusting is an HTTP client that trusts the cluster's CA only.
+func trusting(caPEM []byte) (*http.Client, error) {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the cluster's CA is not a PEM certificate")
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}, nil
 }

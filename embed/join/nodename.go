@@ -2,15 +2,12 @@ package join
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"time"
 )
 
 // CheckNodeName refuses a name that a Ready node of the cluster has: a
@@ -18,11 +15,10 @@ import (
 // NotReady node of that name is this host's earlier join coming back.
 // Nothing is written on the server.
 func CheckNodeName(ctx context.Context, c Cluster, token, name string) error {
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(c.CA) {
-		return errors.New("the cluster's CA is not a PEM certificate")
+	client, err := trusting(c.CA)
+	if err != nil {
+		return err
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/nodes/"+url.PathEscape(name), nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
