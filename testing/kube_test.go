@@ -44,6 +44,10 @@ func TestControlPlane(t *testing.T) {
 		}
 	}
 
+	// status lists the nodes from the API.
+	if st, errOut, code := u.unetes(t, "", "status", "--name", name); code != 0 || !regexpLine(st, `^  unetes-`+name+`\s+Ready \(10\.0\.2\.100, kubelet v1\.`) || !strings.Contains(st, "nodes:       1") {
+		t.Errorf("status does not list the node as Ready: exit %d\n%s%s", code, st, errOut)
+	}
 	if out := in.mustKubectl("get", "--raw", "/readyz"); strings.TrimSpace(out) != "ok" {
 		t.Fatalf("/readyz = %q", out)
 	}

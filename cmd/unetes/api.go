@@ -49,6 +49,8 @@ type statusResponse struct {
 	APIServer   string                  `json:"apiServer,omitempty"`   // its URL for clients on this host
 	APIEndpoint string                  `json:"apiEndpoint,omitempty"` // HOST:PORT for nodes on other hosts
 	Components  []embed.ComponentStatus `json:"components,omitempty"`
+	// Nodes is filled in by the status command, from the API.
+	Nodes []nodeStatus `json:"nodes,omitempty"`
 }
 
 func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fwd *hostfwd.Manager, stop func()) (io.Closer, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +27,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	s, err := fetchStatus(inst.name, paths.StateDir)
 	if err != nil {
 		return fail(stderr, err)
+	}
+	var nodesErr error
+	if s.Kubernetes && s.APIServer != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.Nodes, nodesErr = fetchNodes(ctx, paths.DataDir, s.APIServer)
+		cancel()
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -87,6 +94,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			line += " (" + c.Note + ")"
 		}
 		fmt.Fprintln(stdout, line)
+	}
+	if s.Kubernetes && s.APIServer != "" {
+		writeNodes(stdout, s.Nodes, nodesErr)
 	}
 	if snap, err := os.ReadFile(filepath.Join(s.StateDir, snapshotterFileName)); err == nil {
 		fmt.Fprintf(stdout, "snapshotter: %s\n", snap)
