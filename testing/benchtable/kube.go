@@ -53,7 +53,11 @@ func (b *bench) kubeRows() {
 	fmt.Fprintf(w, "run -> /readyz, cold (median of %d)\t%s\t\t\n", *flagRuns, on.api())
 	fmt.Fprintf(w, "run -> ready, cold, add-ons off (median of %d)\t%s\t<= 5 s\tkind 12-17 s, minikube 25 s, kubeadm 24 s (rootful)\n", *flagRuns, off.ready())
 	fmt.Fprintf(w, "run -> ready, cold, add-ons on (median of %d)\t%s\t<= add-ons off + 0.5 s\t\n", *flagRuns, on.ready())
-	fmt.Fprintf(w, "run -> /readyz, warm\t%s\t\t\n", secs(warm.api, warm.err))
+	warmAPI := secs(warm.api, warm.err)
+	if warm.api == 0 && warm.err == nil {
+		warmAPI = "not within 30 s of ready"
+	}
+	fmt.Fprintf(w, "run -> /readyz, warm (full, after ready: its bootstrap hooks are not waited for)\t%s\t\t\n", warmAPI)
 	fmt.Fprintf(w, "run -> ready, warm\t%s\t<= 3 s\t\n", secs(warm.node, warm.err))
 	fmt.Fprintf(w, "idle memory, empty, add-ons off, PSS (median)\t%s\t\t\n", off.pss(""))
 	fmt.Fprintf(w, "idle memory, empty, add-ons on, PSS (median)\t%s\t<= add-ons off + 60 MB\t\n", on.pss(""))
@@ -160,7 +164,9 @@ func (b *bench) timeToReady(bin, inst string, port int, warm bool, extra ...stri
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", port)
 	var rt readyTimes
-	for time.Since(start) < 3*time.Minute && rt.node == 0 {
+	// A warm start is ready before the full /readyz passes (its bootstrap
+	// hooks are not waited for): keep asking a while after ready.
+	for time.Since(start) < 3*time.Minute && (rt.node == 0 || rt.api == 0 && time.Since(start) < rt.node+30*time.Second) {
 		if rt.api == 0 {
 			if resp, err := c.Get(url); err == nil {
 				resp.Body.Close()
@@ -169,7 +175,7 @@ func (b *bench) timeToReady(bin, inst string, port int, warm bool, extra ...stri
 				}
 			}
 		}
-		if strings.Contains(out.String(), "ready in") {
+		if rt.node == 0 && strings.Contains(out.String(), "ready in") {
 			rt.node = time.Since(start)
 		}
 		time.Sleep(10 * time.Millisecond)
