@@ -94,12 +94,17 @@ const dockerdRole = "dockerd"
 
 // dockerHost is the instance's DOCKER_HOST, from `unetes docker-env`.
 func (b *bench) dockerHost(bin, inst string) (string, error) {
-	out, err := b.asUser(exec.Command(bin, "docker-env", "--name", inst)).CombinedOutput()
-	host, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "export DOCKER_HOST=")
-	if err != nil || !ok {
+	out, err := b.asUser(exec.Command(bin, "docker-env", "--name", inst)).Output()
+	if err != nil {
 		return "", fmt.Errorf("docker-env: %v: %s", err, out)
 	}
-	return host, nil
+	// Further lines may follow (the builder to use, a comment).
+	for _, line := range strings.Split(string(out), "\n") {
+		if host, ok := strings.CutPrefix(strings.TrimSpace(line), "export DOCKER_HOST="); ok {
+			return host, nil
+		}
+	}
+	return "", fmt.Errorf("docker-env printed no DOCKER_HOST: %s", out)
 }
 
 func (b *bench) dockerCmd(host string, args ...string) *exec.Cmd {
