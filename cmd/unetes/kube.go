@@ -19,6 +19,8 @@ import (
 	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/nsinit"
+	corev1 "k8s.io/api/core/v1"
+	nodeutil "k8s.io/component-helpers/node/util"
 )
 
 // apiPortInside is where the apiserver listens inside the namespace.
@@ -197,29 +199,20 @@ func nodeReady(ctx context.Context, c *http.Client, url string, since time.Time)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	var n struct {
-		Status struct {
-			Conditions []struct {
-				Type, Status, Message string
-				LastHeartbeatTime     time.Time `json:"lastHeartbeatTime"`
-			} `json:"conditions"`
-		} `json:"status"`
-	}
+	var n corev1.Node
 	if err := json.NewDecoder(resp.Body).Decode(&n); err != nil {
 		return err
 	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == "Ready" {
-			if c.LastHeartbeatTime.Before(since) {
-				return errors.New("no status from the kubelet yet")
-			}
-			if c.Status == "True" {
-				return nil
-			}
-			return fmt.Errorf("not ready: %s", c.Message)
-		}
+	_, ready := nodeutil.GetNodeCondition(&n.Status, corev1.NodeReady)
+	switch {
+	case ready == nil:
+		return errors.New("no Ready condition yet")
+	case ready.LastHeartbeatTime.Time.Before(since):
+		return errors.New("no status from the kubelet yet")
+	case ready.Status != corev1.ConditionTrue:
+		return fmt.Errorf("not ready: %s", ready.Message)
 	}
-	return errors.New("no Ready condition yet")
+	return nil
 }
 
 func since(progress func(string, time.Duration), phase string, t time.Time) time.Time {

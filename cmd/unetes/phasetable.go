@@ -79,9 +79,8 @@ func parseLogLine(line string) map[string]string {
 
 // writePhaseTable prints run's and the sandbox's phases on one time line,
 // in the order they started, as milliseconds since run began: where
-// start-up's time went and what overlapped.
+// start-up's time went and what overlapped. It sorts phases.
 func writePhaseTable(w io.Writer, began time.Time, phases []phase) {
-	phases = slices.Clone(phases)
 	slices.SortStableFunc(phases, func(a, b phase) int { return a.start().Compare(b.start()) })
 	ms := func(t time.Time) float64 { return float64(t.Sub(began).Microseconds()) / 1000 }
 	fmt.Fprintf(w, "unetes: start-up time line (ms since `run` began; run's phases run one after another, the sandbox's overlap):\n")

@@ -102,20 +102,14 @@ func resolveRun(a runArgs, paths nsinit.Paths, u nsinit.User, resolvConf []byte,
 	if err != nil {
 		return runConfig{}, err
 	}
-	ingress := lb
-	if lb.IsUnspecified() && hostAddr.IsValid() {
-		ingress = hostAddr
-	}
+	ingress := reachedAt(lb, hostAddr)
 	api, err := hostAddrFlag("api-address", a.apiAddress)
 	if err != nil {
 		return runConfig{}, err
 	}
-	advertise := api
-	if api.IsUnspecified() {
+	advertise := reachedAt(api, hostAddr)
+	if advertise.IsUnspecified() { // no host address: only this host reaches it
 		advertise = hostfwd.DefaultHostIP
-		if hostAddr.IsValid() {
-			advertise = hostAddr
-		}
 	}
 	var pub []hostfwd.Spec
 	for _, p := range a.publish {
@@ -143,6 +137,15 @@ func hostAddrFlag(flag, v string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("--%s %q is not an IPv4 address: use 127.0.0.1 (the default), 0.0.0.0 (every address) or one of `ip -br addr`", flag, v)
 	}
 	return ip, nil
+}
+
+// reachedAt is the address a listener on addr is reached at from other
+// hosts: addr, or for every address (0.0.0.0) the host's first one.
+func reachedAt(addr, hostAddr netip.Addr) netip.Addr {
+	if addr.IsUnspecified() && hostAddr.IsValid() {
+		return hostAddr
+	}
+	return addr
 }
 
 // parseDisable splits `--disable` into the add-ons turned off and whether

@@ -76,7 +76,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			server = fmt.Sprintf("https://127.0.0.1:%d", s.APIPort)
 		}
 		fmt.Fprintf(stdout, "kubernetes:  API at %s", server)
-		if s.APIEndpoint != "" && !strings.HasSuffix(server, "//"+s.APIEndpoint) {
+		if s.APIEndpoint != "" && server != "https://"+s.APIEndpoint {
 			fmt.Fprintf(stdout, ", for other hosts at %s", s.APIEndpoint)
 		}
 		fmt.Fprintln(stdout)

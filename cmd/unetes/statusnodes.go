@@ -11,6 +11,7 @@ import (
 
 	"github.com/unetes/unetes/embed"
 	corev1 "k8s.io/api/core/v1"
+	nodeutil "k8s.io/component-helpers/node/util"
 )
 
 // nodeStatus is one node of the cluster as `status` lists it.
@@ -50,12 +51,10 @@ func nodeRows(nodes []corev1.Node) []nodeStatus {
 	var out []nodeStatus
 	for _, n := range nodes {
 		row := nodeStatus{Name: n.Name, Ready: "Unknown", Kubelet: n.Status.NodeInfo.KubeletVersion}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				row.Ready = string(c.Status)
-				if c.Status != corev1.ConditionTrue {
-					row.Reason = c.Message
-				}
+		if _, c := nodeutil.GetNodeCondition(&n.Status, corev1.NodeReady); c != nil {
+			row.Ready = string(c.Status)
+			if c.Status != corev1.ConditionTrue {
+				row.Reason = c.Message
 			}
 		}
 		for _, a := range n.Status.Addresses {

@@ -4,18 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 
 	"github.com/unetes/unetes/embed/addons"
 	"github.com/unetes/unetes/embed/join"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // runToken prints what a node needs to join the instance's cluster: the
 // bootstrap token, the pin of the cluster's CA (kubeadm's
-// --discovery-token-ca-cert-hash) and the API's address on this host.
+// --discovery-token-ca-cert-hash) and, while it runs, the API's address
+// for other hosts.
 func runToken(args []string, stdout, stderr io.Writer) int {
 	var inst instanceFlags
 	fs := newFlagSet("token", "token [--name N]", stderr)
@@ -41,25 +40,19 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	_, had := os.Stat(filepath.Join(paths.DataDir, addons.JoinTokenFile))
-	tok, err := addons.LoadJoinToken(paths.DataDir)
+	tok, made, err := addons.LoadJoinToken(paths.DataDir)
 	if err != nil {
 		return fail(stderr, err)
 	}
 	fmt.Fprintf(stdout, "token:        %s\nca-cert-hash: %s\n", tok, hash)
-	if had != nil {
+	if made {
 		fmt.Fprintf(stderr, "unetes: this token is new: the cluster accepts it from the next `unetes run --name %s`\n", inst.name)
 	}
+	// The address joiners use is the running instance's (--api-address).
 	if s, err := fetchStatus(inst.name, paths.StateDir); err == nil && s.APIEndpoint != "" {
 		fmt.Fprintf(stdout, "api:          %s\n", s.APIEndpoint)
-	} else if kc, err := clientcmd.LoadFromFile(filepath.Join(paths.ConfigDir, "kubeconfig")); err == nil {
-		// Not running: where the last run served this host.
-		for _, c := range kc.Clusters {
-			if u, err := url.Parse(c.Server); err == nil {
-				fmt.Fprintf(stdout, "api:          %s\n", u.Host)
-			}
-			break
-		}
+	} else {
+		fmt.Fprintf(stderr, "unetes: instance %q is not running: the API address nodes join at is printed while it runs\n", inst.name)
 	}
 	return 0
 }

@@ -37,30 +37,30 @@ const (
 type joinAddon struct{}
 
 // LoadJoinToken returns the instance's bootstrap token (ID.SECRET) from
-// dataDir, making one the first time.
-func LoadJoinToken(dataDir string) (string, error) {
+// dataDir, making one the first time (made says so).
+func LoadJoinToken(dataDir string) (tok string, made bool, err error) {
 	path := filepath.Join(dataDir, JoinTokenFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		tok := strings.TrimSpace(string(b))
+		tok = strings.TrimSpace(string(b))
 		if !bootstraputil.IsValidBootstrapToken(tok) {
-			return "", fmt.Errorf("%s does not hold a bootstrap token (ID.SECRET, [a-z0-9]{6}.[a-z0-9]{16}): delete it and a new token is made at the next start", path)
+			return "", false, fmt.Errorf("%s does not hold a bootstrap token (ID.SECRET, [a-z0-9]{6}.[a-z0-9]{16}): delete it and a new token is made at the next start", path)
 		}
-		return tok, nil
+		return tok, false, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("join token: %w", err)
+		return "", false, fmt.Errorf("join token: %w", err)
 	}
-	tok, err := bootstraputil.GenerateBootstrapToken()
+	tok, err = bootstraputil.GenerateBootstrapToken()
 	if err != nil {
-		return "", fmt.Errorf("join token: %w", err)
+		return "", false, fmt.Errorf("join token: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) { // made meanwhile by another process
 		return LoadJoinToken(dataDir)
 	}
 	if err != nil {
-		return "", fmt.Errorf("join token: %w", err)
+		return "", false, fmt.Errorf("join token: %w", err)
 	}
 	_, err = f.WriteString(tok + "\n")
 	if cerr := f.Close(); err == nil {
@@ -68,13 +68,13 @@ func LoadJoinToken(dataDir string) (string, error) {
 	}
 	if err != nil {
 		os.Remove(path)
-		return "", fmt.Errorf("join token: %w", err)
+		return "", false, fmt.Errorf("join token: %w", err)
 	}
-	return tok, nil
+	return tok, true, nil
 }
 
 func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
-	tok, err := LoadJoinToken(env.DataDir)
+	tok, _, err := LoadJoinToken(env.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -109,28 +109,15 @@ func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
 			ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.ConfigMapClusterInfo, Namespace: ns},
 			Data:       map[string]string{bootstrapapi.KubeConfigKey: string(info)},
 		},
-		&rbacv1.Role{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
-			ObjectMeta: metav1.ObjectMeta{Name: "unetes:cluster-info", Namespace: ns},
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
-				ResourceNames: []string{bootstrapapi.ConfigMapClusterInfo}, Verbs: []string{"get"}}},
-		},
-		&rbacv1.RoleBinding{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-			ObjectMeta: metav1.ObjectMeta{Name: "unetes:cluster-info", Namespace: ns},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "unetes:cluster-info"},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "system:anonymous"}},
-		},
-		// Joiners create node client CSRs, which are approved at once;
-		// nodes renew their own certificates.
+		role(ns, "unetes:cluster-info", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"},
+			ResourceNames: []string{bootstrapapi.ConfigMapClusterInfo}, Verbs: []string{"get"}}),
+		bindRole(ns, "unetes:cluster-info", "unetes:cluster-info", "system:anonymous"),
 		// A joiner checks that no Ready node has its name (kubeadm's
 		// kubeadm:get-nodes).
-		&rbacv1.ClusterRole{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
-			ObjectMeta: metav1.ObjectMeta{Name: "unetes:join:get-nodes"},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}},
-		},
+		clusterRole("unetes:join:get-nodes", rule([]string{""}, []string{"nodes"}, "get")),
 		bindClusterRoleToGroup("unetes:join:get-nodes", "unetes:join:get-nodes", JoinGroup),
+		// Joiners create node client CSRs, which are approved at once;
+		// nodes renew their own certificates.
 		bindClusterRoleToGroup("unetes:join:bootstrappers", "system:node-bootstrapper", JoinGroup),
 		bindClusterRoleToGroup("unetes:join:approve-node-client", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", JoinGroup),
 		bindClusterRoleToGroup("unetes:join:renew-node-client", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", "system:nodes"),
@@ -142,9 +129,3 @@ func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
 func (joinAddon) Start(context.Context, Env, func(error)) error { return nil }
 
 func (joinAddon) Stop() {}
-
-func bindClusterRoleToGroup(name, role, group string) *rbacv1.ClusterRoleBinding {
-	b := bindClusterRole(name, role, "")
-	b.Subjects = []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: group}}
-	return b
-}

@@ -18,6 +18,14 @@ func clusterRole(name string, rules ...rbacv1.PolicyRule) *rbacv1.ClusterRole {
 	}
 }
 
+func role(ns, name string, rules ...rbacv1.PolicyRule) *rbacv1.Role {
+	return &rbacv1.Role{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Rules:      rules,
+	}
+}
+
 // bindClusterRole grants the cluster role to a user (a PKI identity's CN).
 func bindClusterRole(name, role, user string) *rbacv1.ClusterRoleBinding {
 	return &rbacv1.ClusterRoleBinding{
@@ -26,6 +34,13 @@ func bindClusterRole(name, role, user string) *rbacv1.ClusterRoleBinding {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 		Subjects:   []rbacv1.Subject{userSubject(user)},
 	}
+}
+
+// bindClusterRoleToGroup grants the cluster role to a group.
+func bindClusterRoleToGroup(name, role, group string) *rbacv1.ClusterRoleBinding {
+	b := bindClusterRole(name, role, "")
+	b.Subjects = []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: group}}
+	return b
 }
 
 // bindRole grants a role in namespace ns to a user.

@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	corev1 "k8s.io/api/core/v1"
+	nodeutil "k8s.io/component-helpers/node/util"
 )
 
 // CheckNodeName refuses a name that a Ready node of the cluster has: a
@@ -38,18 +41,12 @@ func CheckNodeName(ctx context.Context, c Cluster, token, name string) error {
 	default:
 		return fmt.Errorf("ask the cluster about node %q: %s", name, resp.Status)
 	}
-	var node struct {
-		Status struct {
-			Conditions []struct{ Type, Status string } `json:"conditions"`
-		} `json:"status"`
-	}
+	var node corev1.Node
 	if err := json.Unmarshal(body, &node); err != nil {
 		return fmt.Errorf("node %q: %w", name, err)
 	}
-	for _, cond := range node.Status.Conditions {
-		if cond.Type == "Ready" && cond.Status == "True" {
-			return fmt.Errorf("a node named %q is in the cluster and Ready: join with another --name, or stop that node first (`kubectl delete node %s` once it is gone for good)", name, name)
-		}
+	if _, ready := nodeutil.GetNodeCondition(&node.Status, corev1.NodeReady); ready != nil && ready.Status == corev1.ConditionTrue {
+		return fmt.Errorf("a node named %q is in the cluster and Ready: join with another --name, or stop that node first (`kubectl delete node %s` once it is gone for good)", name, name)
 	}
 	return nil
 }
