@@ -51,6 +51,9 @@ func (b *bench) forwardRows(loop result) []result {
 
 // pastaForwardRow forwards a host port into a pasta namespace running its
 // own iperf3 server: the same path with pasta's port forwarding, for scale.
+// -T none -U none: by default pasta also forwards the host's listening
+// ports into its namespace (5201 among them while a host iperf3 serves),
+// and its iperf3 server could not bind.
 func (b *bench) pastaForwardRow() result {
 	const name = "pasta -t (reference)"
 	if _, err := exec.LookPath("pasta"); err != nil {
@@ -58,7 +61,7 @@ func (b *bench) pastaForwardRow() result {
 	}
 	p := b.nextPort
 	b.nextPort++
-	cmd := b.asUser(exec.Command("pasta", "--foreground", "--config-net", "-m", "65520", "-t", fmt.Sprintf("127.0.0.1/%d:5201", p), "--", "iperf3", "-s", "-p", "5201"))
+	cmd := b.asUser(exec.Command("pasta", "--foreground", "--config-net", "-m", "65520", "-T", "none", "-U", "none", "-t", fmt.Sprintf("127.0.0.1/%d:5201", p), "--", "iperf3", "-s", "-p", "5201"))
 	if err := cmd.Start(); err != nil {
 		return result{name: name, note: err.Error()}
 	}
