@@ -64,23 +64,17 @@ func (cp *ControlPlane) startContainerd(ctx context.Context) error {
 		cp.cfg.Log.Warn("overlayfs is not allowed in this user namespace; containerd uses the native snapshotter (slower, more disk)", "probe", why)
 	}
 	cp.snapshotter = snap
-	confDir := filepath.Join(nc.StateDir, "cni", "net.d")
+	confDir := nc.cniConfDir()
 	if err := os.MkdirAll(confDir, 0o700); err != nil {
 		return err
 	}
-	cni, err := cniConfig(nc)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(confDir, "10-unetes.conflist"), []byte(cni), 0o600); err != nil {
-		return fmt.Errorf("CNI config: %w", err)
-	}
-	podCIDR, err := nc.PodCIDR()
-	if err != nil {
-		return err
-	}
-	if err := setupMasquerade(ctx, nc.ProxyMode, podCIDR); err != nil {
-		return err
+	// A joined node's pod range is the one the cluster gives its Node:
+	// StartJoinedNode writes the network once it is known (containerd
+	// picks the file up when it appears).
+	if nc.Join == nil {
+		if err := writePodNetwork(ctx, nc); err != nil {
+			return err
+		}
 	}
 	runc, err := linkRuntime(nc, bin)
 	if err != nil {
@@ -174,14 +168,7 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 		cp.set(Kubelet, "failed", err)
 		return err
 	}
-	go func() {
-		<-cp.kubelet.done
-		if !cp.kubelet.stopping.Load() {
-			err := fmt.Errorf("kubelet exited: %v (see %s)", cp.kubelet.err, filepath.Join(cp.cfg.LogDir(), "kubelet.log"))
-			cp.set(Kubelet, "failed", err)
-			cp.errc <- err
-		}
-	}()
+	cp.superviseKubelet()
 	// kube-proxy needs the apiserver and its node: it starts while the
 	// kubelet does, or as soon as the kubelet has registered the node.
 	relay, err := newRelay("127.0.0.1:" + strconv.Itoa(nc.APIPort))
@@ -219,6 +206,35 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	cp.node.DiskFree = nc.diskFree()
 	cp.run(Disk, func(ctx context.Context, _ []string) error { return cp.watchDisk(ctx, node) }, nil)
 	return nil
+}
+
+// superviseKubelet reports the kubelet's end, unless it was asked to stop.
+func (cp *ControlPlane) superviseKubelet() {
+	go func() {
+		<-cp.kubelet.done
+		if !cp.kubelet.stopping.Load() {
+			err := fmt.Errorf("kubelet exited: %v (see %s)", cp.kubelet.err, cp.kubelet.logPath)
+			cp.set(Kubelet, "failed", err)
+			cp.errc <- err
+		}
+	}()
+}
+
+// writePodNetwork writes the CNI network for the node's pod range and
+// masquerades the range's traffic out of the node.
+func writePodNetwork(ctx context.Context, nc NodeConfig) error {
+	cni, err := cniConfig(nc)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(nc.cniConfDir(), "10-unetes.conflist"), []byte(cni), 0o600); err != nil {
+		return fmt.Errorf("CNI config: %w", err)
+	}
+	podCIDR, err := nc.podRange()
+	if err != nil {
+		return err
+	}
+	return setupMasquerade(ctx, nc.ProxyMode, podCIDR)
 }
 
 // mountKubeletRoot bind-mounts dir (persistent) on kubeletRoot. This process

@@ -27,6 +27,12 @@ func TestNodeConfigGoldens(t *testing.T) {
 	golden(t, "kubelet-limits", lines(kubeletConfig(testNodeConfig(true))))
 	golden(t, "kubelet-flags", FlagList(kubeletFlags(testNodeConfig(false), "/state/kubelet.yaml", "/state/kubelet.kubeconfig"), nil))
 	golden(t, "kube-proxy", lines(kubeProxyConfig(testNodeConfig(false), "/state/kube-proxy.kubeconfig")))
+	joined := testNodeConfig(false)
+	joined.Join, joined.NodePodCIDR = &JoinConfig{Server: "https://192.168.77.1:6443", Dir: "/data/join"}, "10.88.1.0/24"
+	golden(t, "kubelet-joined", lines(kubeletConfig(joined)))
+	if cni, err := cniConfig(joined); err != nil || !strings.Contains(cni, `"subnet": "10.88.1.0/24"`) {
+		t.Fatalf("a joined node's CNI network must take its own pod range: %v\n%s", err, cni)
+	}
 	cni, err := cniConfig(testNodeConfig(false))
 	if err != nil {
 		t.Fatal(err)

@@ -38,9 +38,25 @@ type NodeConfig struct {
 	// DiskFree is the data dir's free space below which the kubelet evicts
 	// pods (zero: DefaultDiskFree).
 	DiskFree DiskFree
+	// Join, when set, makes this a joined node (`unetes join`): another
+	// instance runs the control plane.
+	Join *JoinConfig
+	// NodePodCIDR is the pod range the cluster gave this node (a joined
+	// node's spec.podCIDR); empty: the cluster range's first /24.
+	NodePodCIDR string
 }
 
 func (c NodeConfig) pki(f string) string { return filepath.Join(c.DataDir, "pki", f) }
+
+func (c NodeConfig) cniConfDir() string { return filepath.Join(c.StateDir, "cni", "net.d") }
+
+// podRange is the node's pod range.
+func (c NodeConfig) podRange() (string, error) {
+	if c.NodePodCIDR != "" {
+		return c.NodePodCIDR, nil
+	}
+	return c.PodCIDR()
+}
 
 func (c NodeConfig) diskFree() DiskFree {
 	if c.DiskFree.String() == "" {
@@ -52,6 +68,14 @@ func (c NodeConfig) diskFree() DiskFree {
 // kubeletConfig renders the KubeletConfiguration. Pure.
 func kubeletConfig(c NodeConfig) string {
 	var b strings.Builder
+	// The server's kubelet has its serving certificate from the PKI; a
+	// joined node's asks the cluster for one (and renews its client one).
+	ca := c.pki("ca.crt")
+	serving := fmt.Sprintf("tlsCertFile: %q\ntlsPrivateKeyFile: %q\n", c.pki("kubelet.crt"), c.pki("kubelet.key"))
+	if c.Join != nil {
+		ca = filepath.Join(c.Join.Dir, JoinCAFile)
+		serving = "serverTLSBootstrap: true\nrotateCertificates: true\n"
+	}
 	fmt.Fprintf(&b, `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: 0.0.0.0
@@ -68,9 +92,7 @@ authentication:
     clientCAFile: %q
 authorization:
   mode: Webhook
-tlsCertFile: %q
-tlsPrivateKeyFile: %q
-containerRuntimeEndpoint: %q
+%scontainerRuntimeEndpoint: %q
 podLogsDir: %q
 clusterDomain: %s
 resolvConf: /etc/resolv.conf
@@ -80,7 +102,7 @@ protectKernelDefaults: false
 serializeImagePulls: false
 featureGates:
   KubeletInUserNamespace: true
-`, kubeletPort, kubeletHealthzPort, c.pki("ca.crt"), c.pki("kubelet.crt"), c.pki("kubelet.key"),
+`, kubeletPort, kubeletHealthzPort, ca, serving,
 		"unix://"+c.ContainerdSock, filepath.Join(c.DataDir, "pod-logs"), c.ClusterDomain)
 	if c.ClusterDNS != "" {
 		fmt.Fprintf(&b, "clusterDNS:\n- %s\n", c.ClusterDNS)
@@ -160,7 +182,7 @@ nftables:
 // range, setupMasquerade, not by the plugin per pod); portmap for hostPort;
 // tuning for the pods' TCP congestion control where it is set.
 func cniConfig(c NodeConfig) (string, error) {
-	podCIDR, err := c.PodCIDR()
+	podCIDR, err := c.podRange()
 	if err != nil {
 		return "", err
 	}

@@ -86,6 +86,7 @@ func (c PKIConfig) leaves() []leaf {
 		{name: "coredns", ca: "ca", cn: "system:coredns"},
 		{name: "local-path-provisioner", ca: "ca", cn: "system:unetes:local-path-provisioner"},
 		{name: "lb", ca: "ca", cn: "system:unetes:lb"},
+		{name: "join", ca: "ca", cn: "system:unetes:join"},
 		{name: "metrics-server", ca: "ca", cn: "system:metrics-server", peer: true,
 			dnsNames: []string{"metrics-server.kube-system.svc", "localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1), c.NodeIP}},
 	}

@@ -15,6 +15,7 @@ import (
 const (
 	OwnerAPI    = "api"
 	OwnerDocker = "docker"
+	OwnerNode   = "node" // a joined node's kubelet port, which the cluster's apiserver dials
 )
 
 // splitOwner reads "service/NS/NAME" and "pod/NS/NAME".
@@ -29,7 +30,7 @@ func splitOwner(o string) (kind, ref string, ok bool) {
 // ValidOwner reports whether o is an owner this package knows.
 func ValidOwner(o string) bool {
 	_, _, ok := splitOwner(o)
-	return ok || o == OwnerAPI || o == OwnerDocker
+	return ok || o == OwnerAPI || o == OwnerDocker || o == OwnerNode
 }
 
 // Origin says in a word where f came from, as `forward --list` shows it:
@@ -43,6 +44,8 @@ func (f Forward) Origin() string {
 		return "api"
 	case f.Owner == OwnerDocker:
 		return "docker"
+	case f.Owner == OwnerNode:
+		return "node"
 	case kind == "pod":
 		return "hostPort"
 	}
@@ -84,6 +87,8 @@ func describeOwner(owner string) string {
 		return "is the Kubernetes API's port (`unetes run --api-port` moves it)"
 	case owner == OwnerDocker:
 		return "is published by docker (`docker run -p`; it goes with the container)"
+	case owner == OwnerNode:
+		return "is this joined node's kubelet port, which the cluster's apiserver dials (logs, exec)"
 	case kind == "service":
 		return fmt.Sprintf("is published for LoadBalancer Service %s (change that Service's port or type, or delete it)", ref)
 	case kind == "pod":

@@ -91,6 +91,7 @@ type testUser struct {
 	name     string
 	uid, gid int
 	home     string // a fresh HOME, owned by the user
+	netns    string // when set, commands run in this network namespace (hostNet)
 }
 
 // asUser returns the user a test runs unetes as: the -test-user when the
@@ -131,6 +132,12 @@ func rootUser(t *testing.T) *testUser {
 // command builds an exec.Cmd that runs as u with a clean environment.
 func (u *testUser) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
+	if u.netns != "" {
+		// nsenter enters the namespace as root, drops the supplementary
+		// groups, takes the user's IDs and execs in place (-F: no fork).
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + u.netns, "-F",
+			"-S", strconv.Itoa(u.uid), "-G", strconv.Itoa(u.gid), "--", name}, args...)...)
+	}
 	cmd.Env = []string{
 		"HOME=" + u.home,
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -138,7 +145,7 @@ func (u *testUser) command(name string, args ...string) *exec.Cmd {
 		"LANG=C",
 	}
 	cmd.Dir = u.home
-	if os.Getuid() == 0 && u.uid != 0 {
+	if os.Getuid() == 0 && u.uid != 0 && u.netns == "" {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: []uint32{}}}
 	}
 	return cmd

@@ -47,7 +47,13 @@ func launch(t *testing.T, u *testUser, name string, extra []string) *instance {
 // launchEnv is launch with more environment variables for `unetes run`.
 func launchEnv(t *testing.T, u *testUser, name string, extra, env []string) *instance {
 	t.Helper()
-	args := append([]string{"run", "--name", name}, extra...)
+	return start(t, u, name, append([]string{"run", "--name", name}, extra...), env)
+}
+
+// start runs `unetes ARGS...` (run, join) for instance name and waits until
+// it says it is ready.
+func start(t *testing.T, u *testUser, name string, args, env []string) *instance {
+	t.Helper()
 	in := &instance{t: t, u: u, name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	in.cmd = u.command(work.unetes, args...)
 	in.cmd.Env = append(in.cmd.Env, env...)

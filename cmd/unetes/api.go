@@ -49,6 +49,7 @@ type statusResponse struct {
 	APIServer   string                  `json:"apiServer,omitempty"`   // its URL for clients on this host
 	APIEndpoint string                  `json:"apiEndpoint,omitempty"` // HOST:PORT for nodes on other hosts
 	Components  []embed.ComponentStatus `json:"components,omitempty"`
+	Joined      *joinedNode             `json:"joined,omitempty"` // a joined node: the cluster it is a node of
 	// Nodes is filled in by the status command, from the API.
 	Nodes []nodeStatus `json:"nodes,omitempty"`
 }
@@ -104,6 +105,7 @@ func serveAPI(cfg runConfig, inst *nsinit.Instance, d *netstack.ParentDriver, fw
 		if cfg.kubernetes {
 			s.APIServer, s.APIEndpoint = cfg.apiServer(), cfg.apiEndpoint()
 		}
+		s.Joined = cfg.join
 		s.Components, _ = fetchComponents(r.Context(), cfg.paths.StateDir)
 		s.ResourceLimits.Enforced, s.ResourceLimits.Reason = cfg.cgroup.Enforced(), cgroupWhy(cfg.cgroup)
 		s.Network.Guest, s.Network.Gateway, s.Network.DNS = cfg.net.Guest.String(), cfg.net.Gateway.String(), cfg.net.DNS.String()

@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"docker":     {run: runDocker, usage: "the host's docker CLI, pointed at the instance (a leading --name N picks it)"},
 	"docker-env": {run: runDockerEnv, usage: "print export DOCKER_HOST=… for the instance's Docker API"},
 	"token":      {run: runToken, usage: "print the bootstrap token and CA pin nodes join with"},
+	"join":       {run: runJoin, usage: "start a node that joins another instance's cluster (HOST:PORT --token T --ca-cert-hash H)"},
 	"version":    {run: runVersion, usage: "print versions"},
 	// Process roles of the one binary.
 	"_child":   {run: runChild, hidden: true},
@@ -79,7 +80,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	if args[0] != "run" {
+	if args[0] != "run" && args[0] != "join" {
 		releaseLaunchLock()
 	}
 	return c.run(args[1:], stdout, stderr)

@@ -61,6 +61,7 @@ type runConfig struct {
 	proxy        proxySettings     // what the namespace gets of the host's HTTP(S) proxy
 	diskFree     embed.DiskFree    // the data dir's free space below which the kubelet evicts pods
 	verbose      bool              // print the start-up time line at ready (-v)
+	join         *joinedNode       // a joined node (`unetes join`): the control plane runs elsewhere
 }
 
 // addons are the add-ons that run: none without Kubernetes.
@@ -196,6 +197,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	paths, err := a.inst.paths()
 	if err != nil {
 		return fail(stderr, err)
+	}
+	if n, err := loadJoinedNode(filepath.Join(paths.DataDir, embed.JoinDirName)); err == nil {
+		return fail(stderr, fmt.Errorf("instance %q is node %s of the cluster at %s: start it with `unetes join --name %s` (or `unetes reset --name %s` to make it a cluster of its own)", a.inst.name, n.Node, n.Server, a.inst.name, a.inst.name))
 	}
 	u, _ := currentUser()
 	rc, err := os.ReadFile(a.resolvConf)

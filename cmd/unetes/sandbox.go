@@ -48,6 +48,9 @@ type sandboxArgs struct {
 	apiEndpoint       string
 	hostTCPCongestion string
 	diskFree          string
+	joinServer        string
+	nodeAddress       string
+	nodeName          string
 	debug             bool
 }
 
@@ -72,6 +75,9 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.apiEndpoint, "api-endpoint", "127.0.0.1:6443", "HOST:PORT where the host publishes the Kubernetes API (cluster-info gives it to joining nodes)")
 	fs.StringVar(&a.hostTCPCongestion, "host-tcp-congestion", "", "the host's default TCP congestion control, which pods' namespaces start with")
 	fs.StringVar(&a.diskFree, "eviction-disk-free", embed.DefaultDiskFree.String(), "free space below which the kubelet evicts pods")
+	fs.StringVar(&a.joinServer, "join-server", "", "a joined node: the cluster's API URL (the control plane runs there)")
+	fs.StringVar(&a.nodeAddress, "node-address", "", "with --join-server: the node's address, its host's")
+	fs.StringVar(&a.nodeName, "node-name", "", "with --join-server: the node's name")
 	fs.BoolVar(&a.debug, "debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil || a.stateDir == "" || a.dataDir == "" {
 		return 2
@@ -111,6 +117,15 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := embed.DefaultConfig(a.name, a.dataDir, a.stateDir, net.ParseIP(a.nodeIP), log.With("component", "controlplane"))
 	cfg.Progress = func(phase string, took time.Duration) { log.Info("phase", "phase", phase, "took", took) }
+	var join *embed.JoinConfig
+	if a.joinServer != "" {
+		join = &embed.JoinConfig{Server: a.joinServer, Dir: filepath.Join(a.dataDir, embed.JoinDirName)}
+		cfg.NodeIP, cfg.NodeName = net.ParseIP(a.nodeAddress), a.nodeName
+		if cfg.NodeIP == nil || cfg.NodeName == "" {
+			fmt.Fprintf(stderr, "unetes sandbox: --join-server needs --node-address IP and --node-name NAME\n")
+			return 2
+		}
+	}
 	disabled, err := addons.ParseDisable(a.disable)
 	if err != nil {
 		fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
@@ -120,6 +135,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 		ContainerdSock: filepath.Join(a.stateDir, containerdSocketName)}
 	nc.PodTCPCongestion = podCongestion(a.hostTCPCongestion, log)
 	nc.DiskFree = diskFree
+	nc.Join = join
 	if !slices.Contains(disabled, addons.DNS) {
 		ip, err := cfg.DNSServiceIP()
 		if err != nil {
@@ -283,6 +299,15 @@ func startComponents(ctx context.Context, cp *embed.ControlPlane, adds *addons.S
 			<-dockerc
 		}
 	}()
+	if nc.Join != nil { // a joined node: no control plane, no add-ons here
+		if err := <-ctrd; err != nil {
+			return fmt.Errorf("containerd: %w", err)
+		}
+		if err := cp.StartJoinedNode(ctx, self); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		return nil
+	}
 	var cpErr error
 	if a.kubernetes {
 		cpErr = cp.Start(ctx)

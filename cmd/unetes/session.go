@@ -149,6 +149,10 @@ func (s *session) startSandbox(ctx context.Context) error {
 		childArgs = append(childArgs, "--kubernetes", "--disable", strings.Join(cfg.disabled, ","), "--lb-ingress", cfg.lbIngress.String(),
 			"--eviction-disk-free", cfg.diskFree.String(), "--api-endpoint", cfg.apiEndpoint())
 	}
+	if j := cfg.join; j != nil {
+		childArgs = append(childArgs, "--join-server", j.Server, "--node-address", j.Address, "--node-name", j.Node,
+			"--eviction-disk-free", cfg.diskFree.String())
+	}
 	childArgs = append(childArgs, "--lb-address", cfg.lbAddress.String())
 	// The host's TCP default, which the pods' namespaces start with: the
 	// sandbox cannot read it from inside.
@@ -196,6 +200,11 @@ func (s *session) bringUp(ctx context.Context, stop func()) (io.Closer, string, 
 			return nil, "", err
 		}
 	}
+	if s.cfg.join != nil {
+		if err := forwardKubelet(ctx, *s.cfg.join, s.fwd); err != nil {
+			return nil, "", err
+		}
+	}
 	warnings, err := s.fwd.Restore(ctx, s.cfg.publish)
 	for _, w := range warnings {
 		fmt.Fprintf(s.stderr, "unetes: warning: %v\n", w)
@@ -209,6 +218,13 @@ func (s *session) bringUp(ctx context.Context, stop func()) (io.Closer, string, 
 	}
 	if d := describeForwards(s.fwd.List(ctx)); d != "" {
 		fmt.Fprintf(s.stdout, "unetes: forwarding %s\n", d)
+	}
+	if s.cfg.join != nil {
+		if err := s.waitJoined(ctx); err != nil {
+			api.Close()
+			return nil, "", err
+		}
+		return api, "", nil
 	}
 	if !s.cfg.kubernetes {
 		s.fwd.NoServices("this instance runs without Kubernetes (--no-kubernetes)")
@@ -290,6 +306,9 @@ func (s *session) printReady(kubeconfig string) {
 	}
 	if snap, _ := os.ReadFile(filepath.Join(cfg.paths.StateDir, snapshotterFileName)); string(snap) == "native" {
 		fmt.Fprintln(s.stdout, "unetes: warning: overlayfs is not allowed in this user namespace (kernel < 5.11?): containerd uses the native snapshotter, which copies every layer (slower, more disk)")
+	}
+	if j := cfg.join; j != nil {
+		fmt.Fprintf(s.stdout, "unetes: node %s joined the cluster at %s; `unetes kubectl get nodes` on the server lists it\n", j.Node, j.Server)
 	}
 	if kubeconfig != "" {
 		fmt.Fprintf(s.stdout, "unetes: Kubernetes API at %s; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiServer(), kubeconfig, cfg.name)

@@ -68,7 +68,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprintf(stdout, "limits:      NOT enforced (%s): pod limits are accepted but not applied; `unetes doctor` says how to delegate cgroups\n", s.ResourceLimits.Reason)
 	}
-	if !s.Kubernetes {
+	if s.Joined != nil {
+		fmt.Fprintf(stdout, "kubernetes:  node %s (at %s) of the cluster at %s; the server's `unetes status` lists the nodes\n", s.Joined.Node, s.Joined.Address, s.Joined.Server)
+	} else if !s.Kubernetes {
 		fmt.Fprintf(stdout, "kubernetes:  off (--no-kubernetes)\n")
 	} else {
 		server := s.APIServer

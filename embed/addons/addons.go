@@ -106,7 +106,7 @@ var known = []struct {
 	{Storage, func() Addon { return &storageAddon{} }},
 	{Metrics, func() Addon { return &metricsAddon{} }},
 	{LB, func() Addon { return &lbAddon{} }},
-	{Join, func() Addon { return joinAddon{} }},
+	{Join, func() Addon { return &joinAddon{} }},
 }
 
 // Names lists every add-on.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/unetes/unetes/embed"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +18,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+	"k8s.io/klog/v2"
 )
 
 // The server half of node join, on Kubernetes' own machinery (what
@@ -34,7 +37,11 @@ const (
 	clusterInfoCluster = "unetes"
 )
 
-type joinAddon struct{}
+type joinAddon struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	logf   io.Closer
+}
 
 // LoadJoinToken returns the instance's bootstrap token (ID.SECRET) from
 // dataDir, making one the first time (made says so).
@@ -73,7 +80,7 @@ func LoadJoinToken(dataDir string) (tok string, made bool, err error) {
 	return tok, true, nil
 }
 
-func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
+func (*joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
 	tok, _, err := LoadJoinToken(env.DataDir)
 	if err != nil {
 		return nil, err
@@ -90,7 +97,7 @@ func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
 		return nil, fmt.Errorf("cluster-info: %w", err)
 	}
 	const ns = metav1.NamespacePublic
-	return []runtime.Object{
+	return append(joinRBAC(), 
 		&corev1.Secret{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 			ObjectMeta: metav1.ObjectMeta{Name: bootstraputil.BootstrapTokenSecretName(id), Namespace: metav1.NamespaceSystem},
@@ -121,11 +128,51 @@ func (joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
 		bindClusterRoleToGroup("unetes:join:bootstrappers", "system:node-bootstrapper", JoinGroup),
 		bindClusterRoleToGroup("unetes:join:approve-node-client", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", JoinGroup),
 		bindClusterRoleToGroup("unetes:join:renew-node-client", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", "system:nodes"),
-	}, nil
+		// Joined nodes run kube-proxy as the node (the kubelet's client
+		// certificate).
+		bindClusterRoleToGroup("unetes:join:node-proxier", "system:node-proxier", "system:nodes"),
+	), nil
 }
 
-// Start has nothing to run: the apiserver authenticates the token and the
-// controller-manager approves, signs and publishes the signature.
-func (joinAddon) Start(context.Context, Env, func(error)) error { return nil }
+// Start runs the approver of joined kubelets' serving certificates
+// (joinapprove.go); the rest is Kubernetes': the apiserver authenticates
+// the token, the controller-manager approves client CSRs, signs, and
+// signs cluster-info.
+func (j *joinAddon) Start(ctx context.Context, env Env, failed func(error)) error {
+	client, err := clientFor(env, joinIdentity)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	rctx, logf, err := embed.ComponentLogger(rctx, env.LogDir, Join)
+	if err != nil {
+		cancel()
+		return err
+	}
+	j.cancel, j.logf, j.done = cancel, logf, make(chan struct{})
+	synced := make(chan error, 1)
+	go func() {
+		defer close(j.done)
+		synced <- approveServing(rctx, client, klog.FromContext(rctx))
+		<-rctx.Done()
+	}()
+	select {
+	case err = <-synced:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		j.Stop()
+	}
+	return err
+}
 
-func (joinAddon) Stop() {}
+func (j *joinAddon) Stop() {
+	if j.cancel == nil {
+		return
+	}
+	j.cancel()
+	<-j.done
+	j.logf.Close()
+	j.cancel = nil
+}

@@ -10,6 +10,13 @@ func rule(groups, resources []string, verbs ...string) rbacv1.PolicyRule {
 	return rbacv1.PolicyRule{APIGroups: groups, Resources: resources, Verbs: verbs}
 }
 
+// namedRule is a rule for the named objects only (resourceNames).
+func namedRule(groups, resources, names []string, verbs ...string) rbacv1.PolicyRule {
+	r := rule(groups, resources, verbs...)
+	r.ResourceNames = names
+	return r
+}
+
 func clusterRole(name string, rules ...rbacv1.PolicyRule) *rbacv1.ClusterRole {
 	return &rbacv1.ClusterRole{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},

@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJoinNode: a second "host" joins the first one's cluster with
+// `unetes join`, each instance in its own network namespace with its own
+// address (hostNet), as the test user. Wrong token, wrong pin, an
+// unreachable server and the name of a Ready node are refused, with
+// nothing written on either side. The joined node registers through TLS
+// bootstrap with its host's address and a pod range of its own; a pod on it
+// runs, and the server's kubectl reads its logs and execs in it (the
+// apiserver dials the node's forwarded kubelet port and checks its serving
+// certificate, which the join add-on approved, against the cluster CA).
+// Stopped, the node goes NotReady on the server; `unetes join --name N`
+// brings it back as the same node, and its pod runs again.
+func TestJoinNode(t *testing.T) {
+	hn := newHostNet(t, 2)
+	u := asUser(t, *flagTestUser)
+	su, nu := hn.on(u, 0), hn.on(u, 1)
+	srvName, nodeName := newName(), newName()
+	srv := launch(t, su, srvName, []string{"--api-address", hn.addrs[0], "--disable", "dns,storage,metrics,lb,docker"})
+	ti := joinToken(t, su, srvName)
+	endpoint := hn.addrs[0] + ":6443"
+	if ti.api != endpoint {
+		t.Fatalf("token names the API %q, want %s", ti.api, endpoint)
+	}
+	node := "unetes-" + nodeName
+	joinArgs := func(ep, token, hash, nodeFlag string) []string {
+		return []string{"join", ep, "--token", token, "--ca-cert-hash", hash, "--name", nodeName, "--node-name", nodeFlag, "--disable", "docker"}
+	}
+	joinDir := filepath.Join(u.home, ".local", "share", "unetes", nodeName, "join")
+	refused := func(what, want string, args []string) {
+		t.Helper()
+		_, errOut, code := nu.unetes(t, "", args...)
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Fatalf("%s: exit %d, stderr %q (want it to say %q)", what, code, errOut, want)
+		}
+		if _, err := os.Stat(joinDir); !os.IsNotExist(err) {
+			t.Fatalf("%s: %s was written (%v)", what, joinDir, err)
+		}
+	}
+	wrongHash := "sha256:" + strings.Repeat("0", 64)
+	refused("wrong token", "not signed with this token", joinArgs(endpoint, "abcdef.0123456789abcdef", ti.hash, node))
+	refused("wrong pin", "refusing to trust it", joinArgs(endpoint, ti.token, wrongHash, node))
+	refused("unreachable server", "cannot reach the cluster's API", joinArgs("192.168.77.99:6443", ti.token, ti.hash, node))
+	refused("a Ready node's name", "is in the cluster and Ready", joinArgs(endpoint, ti.token, ti.hash, "unetes-"+srvName))
+	refused("no cluster given", "has joined no cluster", []string{"join", "--name", nodeName})
+	if out := srv.mustKubectl("get", "nodes,csr", "-o", "name"); strings.TrimSpace(out) != "node/unetes-"+srvName {
+		t.Fatalf("the refused joins left objects on the server:\n%s", out)
+	}
+
+	joined := start(t, nu, nodeName, joinArgs(endpoint, ti.token, ti.hash, node), nil)
+	if !strings.Contains(joined.out.String(), "node "+node+" joined the cluster at https://"+endpoint) {
+		t.Fatalf("join did not say it joined:\n%s", joined.out.String())
+	}
+	if _, errOut, code := nu.unetes(t, "", "run", "--name", nodeName); code == 0 || !strings.Contains(errOut, "unetes join --name "+nodeName) {
+		t.Fatalf("run of a joined instance: exit %d, %q", code, errOut)
+	}
+	srv.mustKubectl("wait", "--for=condition=Ready", "node/"+node, "--timeout=120s")
+	jp := func(obj, path string) string {
+		t.Helper()
+		return strings.TrimSpace(srv.mustKubectl("get", obj, "-o", "jsonpath="+path))
+	}
+	if ip := jp("node/"+node, `{.status.addresses[?(@.type=="InternalIP")].address}`); ip != hn.addrs[1] {
+		t.Fatalf("node %s has InternalIP %q, want its host's %s", node, ip, hn.addrs[1])
+	}
+	podCIDR := jp("node/"+node, "{.spec.podCIDR}")
+	if srvCIDR := jp("node/unetes-"+srvName, "{.spec.podCIDR}"); podCIDR == "" || podCIDR == srvCIDR {
+		t.Fatalf("pod ranges: joined node %q, server %q: want two different ones", podCIDR, srvCIDR)
+	}
+	if out, _, _ := nu.unetes(t, "", "status", "--name", nodeName); !strings.Contains(out, "node "+node+" (at "+hn.addrs[1]+") of the cluster at https://"+endpoint) {
+		t.Fatalf("status of the joined node:\n%s", out)
+	}
+	if out, _, _ := su.unetes(t, "", "status", "--name", srvName); !strings.Contains(out, node) {
+		t.Fatalf("the server's status does not list %s:\n%s", node, out)
+	}
+
+	tarball := dockerSaveImage(t, testImage)
+	if out, errOut, code := nu.unetes(t, "", "image", "load", "--name", nodeName, tarball); code != 0 || !strings.Contains(out, "loaded "+testImage) {
+		t.Fatalf("image load on the node: code %d out %q err %q", code, out, errOut)
+	}
+	pod := `apiVersion: v1
+kind: Pod
+metadata:
+  name: on-node
+spec:
+  nodeName: ` + node + `
+  containers:
+  - name: c
+    image: ` + testImage + `
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo started-on-$(hostname); exec sleep 3600"]
+`
+	if _, errOut, code := srv.apply(pod); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	srv.mustKubectl("wait", "--for=condition=Ready", "pod/on-node", "--timeout=120s")
+	ip, err := netip.ParseAddr(jp("pod/on-node", "{.status.podIP}"))
+	if prefix, perr := netip.ParsePrefix(podCIDR); err != nil || perr != nil || !prefix.Contains(ip) {
+		t.Fatalf("pod IP %v (%v) is not in the node's range %s", ip, err, podCIDR)
+	}
+	if out := srv.mustKubectl("logs", "on-node"); !strings.Contains(out, "started-on-on-node") {
+		t.Fatalf("kubectl logs of the pod on the joined node: %q", out)
+	}
+	if out := srv.mustKubectl("exec", "on-node", "--", "cat", "/etc/hostname"); strings.TrimSpace(out) != "on-node" {
+		t.Fatalf("kubectl exec in the pod on the joined node: %q", out)
+	}
+
+	// The node goes, the server notices; it comes back as the same node.
+	joined.stop()
+	waitFor(t, 3*time.Minute, "node "+node+" NotReady on the server", func() bool {
+		return jp("node/"+node, `{.status.conditions[?(@.type=="Ready")].status}`) != "True"
+	})
+	again := start(t, nu, nodeName, []string{"join", "--name", nodeName, "--disable", "docker"}, nil)
+	if !strings.Contains(again.out.String(), "joins https://"+endpoint+" again as node "+node) {
+		t.Fatalf("rejoin did not say so:\n%s", again.out.String())
+	}
+	srv.mustKubectl("wait", "--for=condition=Ready", "node/"+node, "--timeout=120s")
+	srv.mustKubectl("wait", "--for=condition=Ready", "pod/on-node", "--timeout=180s")
+	if out := srv.mustKubectl("get", "nodes", "-o", "name"); strings.Count(out, "node/") != 2 {
+		t.Fatalf("after the rejoin the cluster has nodes:\n%s", out)
+	}
+}
