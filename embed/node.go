@@ -47,6 +47,11 @@ func (cp *ControlPlane) StartContainerd(ctx context.Context, nc NodeConfig) erro
 
 func (cp *ControlPlane) startContainerd(ctx context.Context) error {
 	nc := cp.node
+	for _, d := range ownRunDirs {
+		if err := ownRunDir(d); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(cp.cfg.LogDir(), 0o700); err != nil {
 		return err
 	}
@@ -205,6 +210,29 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	cp.phase("kubelet and kube-proxy", t)
 	cp.node.DiskFree = nc.diskFree()
 	cp.run(Disk, func(ctx context.Context, _ []string) error { return cp.watchDisk(ctx, node) }, nil)
+	return nil
+}
+
+// ownRunDirs are the directories under /run that the node's components
+// write: containerd's state and pod network namespaces (/run/netns, where
+// the CRI bind-mounts each pod's), dockerd's exec root.
+var ownRunDirs = []string{"/run/netns", "/run/containerd", "/run/docker"}
+
+// ownRunDir makes dir a directory of the namespace's own /run. The copy-up
+// of /run (a tmpfs, RootlessKit's tmpfssymlink) links each of the host's
+// entries into it: where the host has one (/run/netns once anyone ran `ip
+// netns add`, /run/containerd), the link leads to a root-owned directory
+// that nothing inside may write, and every pod's sandbox fails with
+// "open /var/run/netns/cni-…: permission denied".
+func ownRunDir(dir string) error {
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if err := os.Remove(dir); err != nil {
+			return fmt.Errorf("unlink the host's %s from the namespace's /run: %w", dir, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("make %s in the namespace's /run: %w", dir, err)
+	}
 	return nil
 }
 
