@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -157,19 +155,7 @@ func (cp *ControlPlane) StartJoinedNode(ctx context.Context, self string) error 
 		return fmt.Errorf("kube-proxy config: %w", err)
 	}
 	proxy := cp.run(KubeProxy, func(ctx context.Context, args []string) error { return runKubeProxy(ctx, args) }, []string{"--config=" + pconf})
-	if err := cp.waitReady(ctx, Kubelet, cp.kubelet.exits(), httpHealthz(kubeletHealthzPort)); err != nil {
-		return err
-	}
-	if err := cp.waitReady(ctx, KubeProxy, proxy.exits(cp.cfg.LogDir()), func(ctx context.Context) error {
-		return GetOK(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(proxyHealthzPort)+"/livez")
-	}); err != nil {
-		return err
-	}
-	cp.phase("kubelet and kube-proxy (joined)", t)
-	cp.node.DiskFree = nc.diskFree()
-	node := &nodeClient{c: client, name: nc.NodeName}
-	cp.run(Disk, func(ctx context.Context, _ []string) error { return cp.watchDisk(ctx, node) }, nil)
-	return nil
+	return cp.nodeStarted(ctx, proxy, &nodeClient{c: client, name: nc.NodeName}, "kubelet and kube-proxy (joined)", t)
 }
 
 // waitFor polls check every 100 ms until it passes, the kubelet exits or

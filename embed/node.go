@@ -198,6 +198,13 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 		}
 		return runKubeProxy(ctx, args)
 	}, []string{"--config=" + pconf})
+	return cp.nodeStarted(ctx, proxy, node, "kubelet and kube-proxy", t)
+}
+
+// nodeStarted waits for the kubelet and kube-proxy to be ready, records
+// the phase that began at t, and starts the disk watch, which reports
+// through node.
+func (cp *ControlPlane) nodeStarted(ctx context.Context, proxy *runner, node *nodeClient, phase string, t time.Time) error {
 	if err := cp.waitReady(ctx, Kubelet, cp.kubelet.exits(), httpHealthz(kubeletHealthzPort)); err != nil {
 		return err
 	}
@@ -207,8 +214,8 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 	}); err != nil {
 		return err
 	}
-	cp.phase("kubelet and kube-proxy", t)
-	cp.node.DiskFree = nc.diskFree()
+	cp.phase(phase, t)
+	cp.node.DiskFree = cp.node.diskFree()
 	cp.run(Disk, func(ctx context.Context, _ []string) error { return cp.watchDisk(ctx, node) }, nil)
 	return nil
 }

@@ -97,7 +97,7 @@ func (*joinAddon) Objects(env Env, _ bool) ([]runtime.Object, error) {
 		return nil, fmt.Errorf("cluster-info: %w", err)
 	}
 	const ns = metav1.NamespacePublic
-	return append(joinRBAC(), 
+	return append(joinRBAC(),
 		&corev1.Secret{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 			ObjectMeta: metav1.ObjectMeta{Name: bootstraputil.BootstrapTokenSecretName(id), Namespace: metav1.NamespaceSystem},
