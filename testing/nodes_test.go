@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +14,12 @@ import (
 // address (hostNet), as the test user. Wrong token, wrong pin, an
 // unreachable server and the name of a Ready node are refused, with
 // nothing written on either side. The joined node registers through TLS
-// bootstrap with its host's address and a pod range of its own, and both
-// instances' status say so. Stopped, the node goes NotReady on the server;
-// `unetes join --name N` brings it back as the same node. (A pod on the
-// joined node did not get Ready yet: see the README's "Not there yet".)
+// bootstrap with its host's address and a pod range of its own; a pod on it
+// runs, and the server's kubectl reads its logs and execs in it (the
+// apiserver dials the node's forwarded kubelet port and checks its serving
+// certificate, which the join add-on approved, against the cluster CA).
+// Stopped, the node goes NotReady on the server; `unetes join --name N`
+// brings it back as the same node, and its pod runs again.
 func TestJoinNode(t *testing.T) {
 	hn := newHostNet(t, 2)
 	u := asUser(t, *flagTestUser)
@@ -84,6 +87,37 @@ func TestJoinNode(t *testing.T) {
 		t.Fatalf("the server's status does not list %s:\n%s", node, out)
 	}
 
+	tarball := dockerSaveImage(t, testImage)
+	if out, errOut, code := nu.unetes(t, "", "image", "load", "--name", nodeName, tarball); code != 0 || !strings.Contains(out, "loaded "+testImage) {
+		t.Fatalf("image load on the node: code %d out %q err %q", code, out, errOut)
+	}
+	pod := `apiVersion: v1
+kind: Pod
+metadata:
+  name: on-node
+spec:
+  nodeName: ` + node + `
+  containers:
+  - name: c
+    image: ` + testImage + `
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo started-on-$(hostname); exec sleep 3600"]
+`
+	if _, errOut, code := srv.apply(pod); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	srv.mustKubectl("wait", "--for=condition=Ready", "pod/on-node", "--timeout=120s")
+	ip, err := netip.ParseAddr(jp("pod/on-node", "{.status.podIP}"))
+	if prefix, perr := netip.ParsePrefix(podCIDR); err != nil || perr != nil || !prefix.Contains(ip) {
+		t.Fatalf("pod IP %v (%v) is not in the node's range %s", ip, err, podCIDR)
+	}
+	if out := srv.mustKubectl("logs", "on-node"); !strings.Contains(out, "started-on-on-node") {
+		t.Fatalf("kubectl logs of the pod on the joined node: %q", out)
+	}
+	if out := srv.mustKubectl("exec", "on-node", "--", "cat", "/etc/hostname"); strings.TrimSpace(out) != "on-node" {
+		t.Fatalf("kubectl exec in the pod on the joined node: %q", out)
+	}
+
 	// The node goes, the server notices; it comes back as the same node.
 	joined.stop()
 	waitFor(t, 3*time.Minute, "node "+node+" NotReady on the server", func() bool {
@@ -94,6 +128,7 @@ func TestJoinNode(t *testing.T) {
 		t.Fatalf("rejoin did not say so:\n%s", again.out.String())
 	}
 	srv.mustKubectl("wait", "--for=condition=Ready", "node/"+node, "--timeout=120s")
+	srv.mustKubectl("wait", "--for=condition=Ready", "pod/on-node", "--timeout=180s")
 	if out := srv.mustKubectl("get", "nodes", "-o", "name"); strings.Count(out, "node/") != 2 {
 		t.Fatalf("after the rejoin the cluster has nodes:\n%s", out)
 	}
