@@ -62,6 +62,9 @@ func TestJoinNode(t *testing.T) {
 	}
 
 	joined := start(t, nu, nodeName, joinArgs(endpoint, ti.token, ti.hash, node), nil)
+	if _, err := os.Stat(filepath.Join(joinDir, "node.json")); err != nil {
+		t.Fatalf("the join is not saved where the refusals were checked to write nothing: %v", err)
+	}
 	if !strings.Contains(joined.out.String(), "node "+node+" joined the cluster at https://"+endpoint) {
 		t.Fatalf("join did not say it joined:\n%s", joined.out.String())
 	}
