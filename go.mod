@@ -3,6 +3,7 @@ module github.com/unetes/unetes
 go 1.26.6
 
 require (
+	github.com/flannel-io/flannel v0.28.10
 	github.com/containerd/containerd/api v1.12.0
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/containerd/log v0.2.0
@@ -34,6 +35,11 @@ require (
 	k8s.io/utils v0.0.0-20260626114624-be93311217bd
 	sigs.k8s.io/metrics-server v0.8.0
 	sigs.k8s.io/sig-storage-lib-external-provisioner/v13 v13.0.0
+)
+
+require (
+	github.com/avast/retry-go/v5 v5.0.0 // indirect
+	github.com/google/renameio/v2 v2.0.2 // indirect
 )
 
 require (

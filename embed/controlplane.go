@@ -239,7 +239,7 @@ func (cp *ControlPlane) Status() []ComponentStatus {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	var out []ComponentStatus
-	for _, n := range []string{Containerd, Etcd, APIServer, ControllerManager, Scheduler, Kubelet, KubeProxy, Disk} {
+	for _, n := range []string{Containerd, Etcd, APIServer, ControllerManager, Scheduler, Kubelet, KubeProxy, Overlay, Disk} {
 		if st, ok := cp.state[n]; ok {
 			out = append(out, st)
 		}

@@ -155,7 +155,11 @@ func (cp *ControlPlane) StartJoinedNode(ctx context.Context, self string) error 
 		return fmt.Errorf("kube-proxy config: %w", err)
 	}
 	proxy := cp.run(KubeProxy, func(ctx context.Context, args []string) error { return runKubeProxy(ctx, args) }, []string{"--config=" + pconf})
-	return cp.nodeStarted(ctx, proxy, &nodeClient{c: client, name: nc.NodeName}, "kubelet and kube-proxy (joined)", t)
+	if err := cp.nodeStarted(ctx, proxy, &nodeClient{c: client, name: nc.NodeName}, "kubelet and kube-proxy (joined)", t); err != nil {
+		return err
+	}
+	cp.startOverlay(pkc)
+	return nil
 }
 
 // waitFor polls check every 100 ms until it passes, the kubelet exits or

@@ -198,7 +198,11 @@ func (cp *ControlPlane) StartNode(ctx context.Context, self string) error {
 		}
 		return runKubeProxy(ctx, args)
 	}, []string{"--config=" + pconf})
-	return cp.nodeStarted(ctx, proxy, node, "kubelet and kube-proxy", t)
+	if err := cp.nodeStarted(ctx, proxy, node, "kubelet and kube-proxy", t); err != nil {
+		return err
+	}
+	cp.startOverlay(kc)
+	return nil
 }
 
 // nodeStarted waits for the kubelet and kube-proxy to be ready, records
@@ -269,7 +273,7 @@ func writePodNetwork(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	return setupMasquerade(ctx, nc.ProxyMode, podCIDR)
+	return setupMasquerade(ctx, nc.ProxyMode, podCIDR, nc.ClusterCIDR)
 }
 
 // mountKubeletRoot bind-mounts dir (persistent) on kubeletRoot. This process

@@ -44,6 +44,9 @@ type NodeConfig struct {
 	// NodePodCIDR is the pod range the cluster gave this node (a joined
 	// node's spec.podCIDR); empty: the cluster range's first /24.
 	NodePodCIDR string
+	// Overlay, when set, joins the node's pod range to the other nodes'
+	// (flannel VXLAN through the host's address).
+	Overlay *OverlayConfig
 }
 
 func (c NodeConfig) pki(f string) string { return filepath.Join(c.DataDir, "pki", f) }

@@ -392,10 +392,16 @@ func (r *frameReader) packet(n int) *stack.PacketBuffer {
 		if n <= vnetHdrLen {
 			return nil
 		}
-		// A partial checksum needs nothing here: received checksums are not
+		// A partial checksum needs nothing here unless it is a tunnelled
+		// packet's (completeInnerChecksum): received checksums are not
 		// checked (RXChecksumOffload). A GSO frame is one segment above the
 		// MSS, which gVisor's TCP takes as it is.
 		n -= vnetHdrLen
+		if n > smallView {
+			completeInnerChecksum(r.hdr[:], r.small.AsSlice(), r.big.AsSlice()[:n-smallView])
+		} else if n >= header.EthernetMinimumSize {
+			completeInnerChecksum(r.hdr[:], r.small.AsSlice()[:n], nil)
+		}
 	}
 	if n < header.EthernetMinimumSize {
 		return nil

@@ -18,8 +18,11 @@ import (
 // runs, and the server's kubectl reads its logs and execs in it (the
 // apiserver dials the node's forwarded kubelet port and checks its serving
 // certificate, which the join add-on approved, against the cluster CA).
-// Stopped, the node goes NotReady on the server; `unetes join --name N`
-// brings it back as the same node, and its pod runs again.
+// The overlay (flannel VXLAN through each host's forwarded port 8472/udp)
+// carries pod to pod traffic across the nodes both ways, and a Service
+// whose pod is on the other node. Stopped, the node goes NotReady on the
+// server; `unetes join --name N` brings it back as the same node, its pod
+// runs again and the overlay carries traffic again.
 func TestJoinNode(t *testing.T) {
 	hn := newHostNet(t, 2)
 	u := asUser(t, *flagTestUser)
@@ -94,22 +97,39 @@ func TestJoinNode(t *testing.T) {
 	if out, errOut, code := nu.unetes(t, "", "image", "load", "--name", nodeName, tarball); code != 0 || !strings.Contains(out, "loaded "+testImage) {
 		t.Fatalf("image load on the node: code %d out %q err %q", code, out, errOut)
 	}
-	pod := `apiVersion: v1
+	if out, errOut, code := su.unetes(t, "", "image", "load", "--name", srvName, tarball); code != 0 || !strings.Contains(out, "loaded "+testImage) {
+		t.Fatalf("image load on the server: code %d out %q err %q", code, out, errOut)
+	}
+	// A web pod on each node answering with its name, and a Service for
+	// the server's.
+	pod := func(name, on string) string {
+		return `apiVersion: v1
 kind: Pod
 metadata:
-  name: on-node
+  name: ` + name + `
+  labels: {app: ` + name + `}
 spec:
-  nodeName: ` + node + `
+  nodeName: ` + on + `
   containers:
   - name: c
     image: ` + testImage + `
     imagePullPolicy: Never
-    command: ["sh", "-c", "echo started-on-$(hostname); exec sleep 3600"]
+    command: ["sh", "-c", "echo started-on-$(hostname); mkdir -p /tmp/www && echo hello-from-$(hostname) > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"]
+---
 `
-	if _, errOut, code := srv.apply(pod); code != 0 {
+	}
+	svc := `apiVersion: v1
+kind: Service
+metadata:
+  name: on-server
+spec:
+  selector: {app: on-server}
+  ports: [{port: 8080, targetPort: 80}]
+`
+	if _, errOut, code := srv.apply(pod("on-node", node) + pod("on-server", "unetes-"+srvName) + svc); code != 0 {
 		t.Fatalf("apply: %s", errOut)
 	}
-	srv.mustKubectl("wait", "--for=condition=Ready", "pod/on-node", "--timeout=120s")
+	srv.mustKubectl("wait", "--for=condition=Ready", "pod/on-node", "pod/on-server", "--timeout=120s")
 	ip, err := netip.ParseAddr(jp("pod/on-node", "{.status.podIP}"))
 	if prefix, perr := netip.ParsePrefix(podCIDR); err != nil || perr != nil || !prefix.Contains(ip) {
 		t.Fatalf("pod IP %v (%v) is not in the node's range %s", ip, err, podCIDR)
@@ -120,6 +140,29 @@ spec:
 	if out := srv.mustKubectl("exec", "on-node", "--", "cat", "/etc/hostname"); strings.TrimSpace(out) != "on-node" {
 		t.Fatalf("kubectl exec in the pod on the joined node: %q", out)
 	}
+	// The overlay: pod to pod across the nodes both ways, and a Service
+	// whose pod is on the other node.
+	crossNode := func(when string) {
+		t.Helper()
+		srvIP, nodeIP := jp("pod/on-server", "{.status.podIP}"), jp("pod/on-node", "{.status.podIP}")
+		clusterIP := jp("service/on-server", "{.spec.clusterIP}")
+		for _, c := range []struct{ from, url, want string }{
+			{"on-node", "http://" + srvIP + "/", "hello-from-on-server"},
+			{"on-server", "http://" + nodeIP + "/", "hello-from-on-node"},
+			{"on-node", "http://" + clusterIP + ":8080/", "hello-from-on-server"},
+		} {
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+				out, errOut, _ := srv.kubectl("exec", c.from, "--", "busybox", "timeout", "5", "wget", "-q", "-O", "-", c.url)
+				if strings.TrimSpace(out) == c.want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %s fetching %s across the overlay: %q, want %q", when, c.from, c.url, strings.TrimSpace(out+errOut), c.want)
+				}
+			}
+		}
+	}
+	crossNode("joined")
 
 	// The node goes, the server notices; it comes back as the same node.
 	joined.stop()
@@ -132,6 +175,7 @@ spec:
 	}
 	srv.mustKubectl("wait", "--for=condition=Ready", "node/"+node, "--timeout=120s")
 	srv.mustKubectl("wait", "--for=condition=Ready", "pod/on-node", "--timeout=180s")
+	crossNode("rejoined")
 	if out := srv.mustKubectl("get", "nodes", "-o", "name"); strings.Count(out, "node/") != 2 {
 		t.Fatalf("after the rejoin the cluster has nodes:\n%s", out)
 	}

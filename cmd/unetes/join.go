@@ -246,8 +246,8 @@ func forwardKubelet(ctx context.Context, j joinedNode, fwd *hostfwd.Manager) err
 		return fmt.Errorf("node address %q: %w", j.Address, err)
 	}
 	spec := hostfwd.Spec{HostIP: ip, HostPort: embed.KubeletPort, Port: embed.KubeletPort, Proto: "tcp"}
-	if err := fwd.Publish(ctx, hostfwd.OwnerNode, []hostfwd.Spec{spec}); err != nil {
-		return fmt.Errorf("forward the kubelet's port %s (the apiserver reaches the node there): %w", spec.Key(), err)
+	if err := fwd.Publish(ctx, hostfwd.OwnerNode, []hostfwd.Spec{spec, overlayForward(ip)}); err != nil {
+		return fmt.Errorf("forward the kubelet's port %s (the apiserver reaches the node there) and the overlay's %s (the other nodes' pods): %w", spec.Key(), overlayForward(ip).Key(), err)
 	}
 	return nil
 }
@@ -259,7 +259,7 @@ func (s *session) waitJoined(ctx context.Context) error {
 	s.fwd.NoServices("this instance is a joined node: forward Services from the server's instance")
 	t := time.Now()
 	if err := poll(ctx, s.inst, 3*time.Minute, "the node (TLS bootstrap, kubelet, kube-proxy)", func(ctx context.Context) error {
-		return componentsReady(ctx, s.cfg.paths.StateDir, embed.Containerd, embed.Kubelet, embed.KubeProxy)
+		return componentsReady(ctx, s.cfg.paths.StateDir, embed.Containerd, embed.Kubelet, embed.KubeProxy, embed.Overlay)
 	}); err != nil {
 		return fmt.Errorf("%w (see `unetes logs --name %s kubelet` and `... child`)", err, s.cfg.name)
 	}

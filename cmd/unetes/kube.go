@@ -76,11 +76,25 @@ func prepareCerts(cfg runConfig) (*embed.PKI, error) {
 // forwardAPI opens the Kubernetes API's port on the host, before the saved
 // forwards are restored: a saved forward cannot take it.
 func forwardAPI(ctx context.Context, cfg runConfig, fwd *hostfwd.Manager) error {
-	api := hostfwd.Spec{HostIP: cfg.apiAddress, HostPort: uint16(cfg.apiPort), Port: apiPortInside, Proto: "tcp"}
-	if err := fwd.Publish(ctx, hostfwd.OwnerAPI, []hostfwd.Spec{api}); err != nil {
-		return fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
+	specs := []hostfwd.Spec{{HostIP: cfg.apiAddress, HostPort: uint16(cfg.apiPort), Port: apiPortInside, Proto: "tcp"}}
+	if cfg.apiAdvertise.IsLoopback() {
+		if err := fwd.Publish(ctx, hostfwd.OwnerAPI, specs); err != nil {
+			return fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
+		}
+		return nil
+	}
+	// Nodes can join: the overlay's VXLAN port too, where they send.
+	specs = append(specs, overlayForward(cfg.apiAddress))
+	if err := fwd.Publish(ctx, hostfwd.OwnerAPI, specs); err != nil {
+		return fmt.Errorf("forward the Kubernetes API (--api-port %d) and the overlay's port %d/udp (one unetes with --api-address per host address): %w", cfg.apiPort, embed.OverlayPort, err)
 	}
 	return nil
+}
+
+// overlayForward is the overlay's VXLAN port on the host address ip, which
+// the other nodes send the pods' traffic to (embed.Overlay).
+func overlayForward(ip netip.Addr) hostfwd.Spec {
+	return hostfwd.Spec{HostIP: ip, HostPort: embed.OverlayPort, Port: embed.OverlayPort, Proto: "udp"}
 }
 
 // bringUpKubernetes waits for the apiserver and the controllers, and

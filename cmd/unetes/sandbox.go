@@ -20,6 +20,7 @@ import (
 	"github.com/unetes/unetes/embed"
 	"github.com/unetes/unetes/embed/addons"
 	"github.com/unetes/unetes/hostfwd"
+	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
 	"k8s.io/klog/v2"
 )
@@ -136,6 +137,12 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 	nc.PodTCPCongestion = podCongestion(a.hostTCPCongestion, log)
 	nc.DiskFree = diskFree
 	nc.Join = join
+	if ov, err := overlayAddr(a, join != nil); err != nil {
+		fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
+		return 2
+	} else if ov != nil {
+		nc.Overlay = &embed.OverlayConfig{HostAddr: ov, Link: netstack.TAPName}
+	}
 	if !slices.Contains(disabled, addons.DNS) {
 		ip, err := cfg.DNSServiceIP()
 		if err != nil {
@@ -402,4 +409,28 @@ func serveStatus(stateDir string, report func() any) io.Closer {
 		go srv.Serve(l)
 	}
 	return srv
+}
+
+// overlayAddr is the host address the overlay's VXLAN packets use, nil
+// for none: a joined node's (its host's), or the server's when its API is
+// published beyond loopback (where nodes can join).
+func overlayAddr(a sandboxArgs, joined bool) (net.IP, error) {
+	if joined {
+		return net.ParseIP(a.nodeAddress), nil
+	}
+	if !a.kubernetes {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(a.apiEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("--api-endpoint %q: %w", a.apiEndpoint, err)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return nil, fmt.Errorf("--api-endpoint %q: not an IP address", a.apiEndpoint)
+	}
+	if ip.IsLoopback() {
+		return nil, nil
+	}
+	return ip, nil
 }
