@@ -39,7 +39,7 @@ func FlagList(base, extra map[string]string) []string {
 func apiserverFlags(c Config, pkiDir string) map[string]string {
 	p := func(f string) string { return filepath.Join(pkiDir, f) }
 	return map[string]string{
-		"advertise-address":                  c.NodeIP.String(),
+		"advertise-address":                  c.advertiseIP().String(),
 		"allow-privileged":                   "true",
 		"authorization-mode":                 "Node,RBAC",
 		"bind-address":                       "0.0.0.0",

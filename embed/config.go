@@ -13,6 +13,11 @@ type Config struct {
 	DataDir       string // etcd data, pki
 	StateDir      string // logs, component kubeconfigs
 	NodeIP        net.IP // the namespace's address, advertised by the apiserver
+	// OverlayIP, when set, is where pods on every node reach this
+	// instance's control plane and add-ons across the overlay (the server's
+	// pod gateway): the apiserver advertises it instead of NodeIP, which is
+	// every node's own address inside its namespace.
+	OverlayIP net.IP
 	APIPort       int    // apiserver port inside the namespace
 	ServiceCIDR   string // e.g. 10.96.0.0/16; its first address is the kubernetes Service
 	ClusterCIDR   string // pod addresses
@@ -64,6 +69,26 @@ func (c Config) LogDir() string { return filepath.Join(c.StateDir, "logs") }
 
 // NodeName is the Kubernetes node name of instance name.
 func NodeName(instance string) string { return "unetes-" + instance }
+
+// advertiseIP is the kubernetes Service's endpoint.
+func (c Config) advertiseIP() net.IP {
+	if c.OverlayIP != nil {
+		return c.OverlayIP
+	}
+	return c.NodeIP
+}
+
+// PodGateway is the first address of the pod range: the pods' gateway on
+// the node's bridge.
+func PodGateway(podCIDR string) (net.IP, error) {
+	_, n, err := net.ParseCIDR(podCIDR)
+	if err != nil || n.IP.To4() == nil {
+		return nil, fmt.Errorf("pod range %q is not an IPv4 prefix", podCIDR)
+	}
+	gw := n.IP.To4()
+	gw[3]++
+	return gw, nil
+}
 
 // PodCIDR is the node's pod range: the first /24 of the cluster range, which
 // is what the controller-manager allocates to the one node.

@@ -273,6 +273,11 @@ func writePodNetwork(ctx context.Context, nc NodeConfig) error {
 	if err != nil {
 		return err
 	}
+	if nc.OverlayIP != nil {
+		if err := podBridge(ctx, podCIDR); err != nil {
+			return err
+		}
+	}
 	return setupMasquerade(ctx, nc.ProxyMode, podCIDR, nc.ClusterCIDR)
 }
 

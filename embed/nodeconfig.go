@@ -180,6 +180,9 @@ nftables:
 `, kubeconfig, c.NodeName, c.ProxyMode, c.ClusterCIDR, proxyHealthzPort, proxyMetricsPort)
 }
 
+// podBridgeName is the node's bridge for its pods.
+const podBridgeName = "cni0"
+
 // cniConfig renders the bridge network: pods on cni0 in the node's pod
 // range (masqueraded out through the namespace's NAT by one rule for the
 // range, setupMasquerade, not by the plugin per pod); portmap for hostPort;
@@ -194,7 +197,7 @@ func cniConfig(c NodeConfig) (string, error) {
 		"name":       "unetes",
 		"plugins": []any{
 			map[string]any{
-				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+				"type": "bridge", "bridge": podBridgeName, "isGateway": true, "ipMasq": false, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":   "host-local",
 					"ranges": []any{[]any{map[string]any{"subnet": podCIDR}}},

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,4 +156,28 @@ func waitPodCIDR(ctx context.Context, kubeconfig, node string) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// podBridge makes the pods' bridge with its gateway address now, before
+// the first pod (the bridge plugin makes it then, and takes it as it
+// is): the apiserver and cluster DNS serve the other nodes' pods there
+// (Config.OverlayIP) from the start.
+func podBridge(ctx context.Context, podCIDR string) error {
+	gw, err := PodGateway(podCIDR)
+	if err != nil {
+		return err
+	}
+	_, n, _ := net.ParseCIDR(podCIDR)
+	ones, _ := n.Mask.Size()
+	for _, args := range [][]string{
+		{"link", "add", podBridgeName, "type", "bridge"},
+		{"addr", "replace", fmt.Sprintf("%s/%d", gw, ones), "dev", podBridgeName},
+		{"link", "set", podBridgeName, "up"},
+	} {
+		out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+		if err != nil && !(args[1] == "add" && strings.Contains(string(out), "File exists")) {
+			return fmt.Errorf("the pods' bridge %s with the gateway %s: ip %s: %w: %s", podBridgeName, gw, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
 }

@@ -28,7 +28,7 @@ func TestJoinNode(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	su, nu := hn.on(u, 0), hn.on(u, 1)
 	srvName, nodeName := newName(), newName()
-	srv := launch(t, su, srvName, []string{"--api-address", hn.addrs[0], "--disable", "dns,storage,metrics,lb,docker"})
+	srv := launch(t, su, srvName, []string{"--api-address", hn.addrs[0], "--disable", "storage,metrics,lb,docker"})
 	ti := joinToken(t, su, srvName)
 	endpoint := hn.addrs[0] + ":6443"
 	if ti.api != endpoint {
@@ -150,6 +150,7 @@ spec:
 			{"on-node", "http://" + srvIP + "/", "hello-from-on-server"},
 			{"on-server", "http://" + nodeIP + "/", "hello-from-on-node"},
 			{"on-node", "http://" + clusterIP + ":8080/", "hello-from-on-server"},
+			{"on-node", "http://on-server.default.svc.cluster.local:8080/", "hello-from-on-server"}, // cluster DNS, on the server
 		} {
 			for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
 				out, errOut, _ := srv.kubectl("exec", c.from, "--", "busybox", "timeout", "5", "wget", "-q", "-O", "-", c.url)
@@ -163,6 +164,15 @@ spec:
 		}
 	}
 	crossNode("joined")
+	// The kubernetes Service leads to the server's apiserver from the
+	// node's pods too (its endpoint is the server's pod gateway, not the
+	// namespace address every node has).
+	if ep := jp("endpointslice/kubernetes", "{.endpoints[0].addresses[0]}"); ep == "10.0.2.100" {
+		t.Fatalf("the kubernetes Service's endpoint is %s, the node itself on every node", ep)
+	}
+	if out, errOut, code := srv.kubectl("exec", "on-node", "--", "busybox", "timeout", "10", "busybox", "nc", "-w", "5", "10.96.0.1", "443", "-e", "true"); code != 0 {
+		t.Fatalf("the kubernetes Service from the joined node's pod: exit %d: %s %s", code, out, errOut)
+	}
 
 	// The node goes, the server notices; it comes back as the same node.
 	joined.stop()

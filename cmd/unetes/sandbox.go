@@ -142,6 +142,19 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 		return 2
 	} else if ov != nil {
 		nc.Overlay = &embed.OverlayConfig{HostAddr: ov, Link: netstack.TAPName}
+		if join == nil {
+			// Nodes join this server: their pods reach its apiserver and
+			// DNS at its pod gateway, across the overlay.
+			podCIDR, err := cfg.PodCIDR()
+			if err == nil {
+				cfg.OverlayIP, err = embed.PodGateway(podCIDR)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "unetes sandbox: %v\n", err)
+				return 1
+			}
+			nc.Config = cfg
+		}
 	}
 	if !slices.Contains(disabled, addons.DNS) {
 		ip, err := cfg.DNSServiceIP()
@@ -364,7 +377,7 @@ func addonEnv(cp *embed.ControlPlane, nc embed.NodeConfig, a sandboxArgs) (addon
 		return addons.Env{}, fmt.Errorf("--lb-ingress: %w", err)
 	}
 	return addons.Env{Admin: rc, Kubeconfig: cp.WriteKubeconfig, PKIDir: pc.Dir, DataDir: cfg.DataDir, LogDir: cfg.LogDir(),
-		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ClusterDomain: cfg.ClusterDomain, DNSServiceIP: dnsIP, Upstream: a.upstreamDNS,
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, OverlayIP: cfg.OverlayIP, ClusterDomain: cfg.ClusterDomain, DNSServiceIP: dnsIP, Upstream: a.upstreamDNS,
 		PodCgroups: nc.LimitsEnforced, Publisher: apiPublisher{apiClient(a.stateDir)}, LBAddress: lbAddr, LBIngress: lbIngress,
 		APIEndpoint: a.apiEndpoint}, nil
 }

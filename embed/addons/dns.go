@@ -58,8 +58,12 @@ type dnsAddon struct {
 // the NAT's resolver and cached. Pure.
 func corefile(env Env, kubeconfig string) string {
 	node := env.NodeIP.String()
+	bind := node
+	if env.OverlayIP != nil {
+		bind += " " + env.OverlayIP.String()
+	}
 	return fmt.Sprintf(`.:%[1]d {
-    bind %[2]s
+    bind %[10]s
     errors
     health 127.0.0.1:%[3]d
     ready 127.0.0.1:%[4]d
@@ -80,7 +84,16 @@ func corefile(env Env, kubeconfig string) string {
     loop
     loadbalance
 }
-`, dnsPort, node, dnsHealthPort, dnsReadyPort, env.ClusterDomain, kubeconfig, dnsIdentity, dnsMetricsPort, upstreamAddr(env.Upstream))
+`, dnsPort, node, dnsHealthPort, dnsReadyPort, env.ClusterDomain, kubeconfig, dnsIdentity, dnsMetricsPort, upstreamAddr(env.Upstream), bind)
+}
+
+// dnsAddr is the kube-dns Service's endpoint: the node address, or the
+// overlay's where other nodes' pods resolve too.
+func dnsAddr(env Env) net.IP {
+	if env.OverlayIP != nil {
+		return env.OverlayIP
+	}
+	return env.NodeIP
 }
 
 // upstreamAddr is host:53 for a bare resolver address.
@@ -118,7 +131,7 @@ func (d *dnsAddon) Objects(env Env, serving bool) ([]runtime.Object, error) {
 		svc,
 		// Ready at once: a query that arrives before CoreDNS listens is
 		// refused either way, and kube-proxy is spared a second sync.
-		endpointSlice(env, dnsService, true,
+		endpointSlice(env, dnsAddr(env), dnsService, true,
 			endpointPort("dns", corev1.ProtocolUDP, dnsPort),
 			endpointPort("dns-tcp", corev1.ProtocolTCP, dnsPort),
 			endpointPort("metrics", corev1.ProtocolTCP, dnsMetricsPort)),

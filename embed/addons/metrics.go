@@ -104,7 +104,7 @@ func (m *metricsAddon) Objects(env Env, serving bool) ([]runtime.Object, error) 
 		bindClusterRole(user+":auth-delegator", "system:auth-delegator", user),
 		reader,
 		svc,
-		endpointSlice(env, metricsService, serving, endpointPort("https", corev1.ProtocolTCP, metricsPort)),
+		endpointSlice(env, env.NodeIP, metricsService, serving, endpointPort("https", corev1.ProtocolTCP, metricsPort)),
 	}
 	// The APIService comes once metrics-server serves: made earlier, the
 	// aggregator would find it unavailable and back off.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -124,8 +125,8 @@ func objName(u *unstructured.Unstructured) string {
 }
 
 // endpointSlice points the selector-less Service service in kube-system at
-// the add-on serving on env.NodeIP (this process), ready once serving.
-func endpointSlice(env Env, service string, serving bool, ports ...discoveryv1.EndpointPort) *discoveryv1.EndpointSlice {
+// the add-on serving on ip (in this process), ready once serving.
+func endpointSlice(env Env, ip net.IP, service string, serving bool, ports ...discoveryv1.EndpointPort) *discoveryv1.EndpointSlice {
 	return &discoveryv1.EndpointSlice{
 		TypeMeta: metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
 		ObjectMeta: metav1.ObjectMeta{Name: service + "-unetes", Namespace: "kube-system", Labels: map[string]string{
@@ -134,7 +135,7 @@ func endpointSlice(env Env, service string, serving bool, ports ...discoveryv1.E
 		}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{env.NodeIP.String()},
+			Addresses:  []string{ip.String()},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(serving), Serving: ptr.To(serving), Terminating: ptr.To(false)},
 			NodeName:   ptr.To(env.NodeName),
 		}},
