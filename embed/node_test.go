@@ -44,6 +44,11 @@ func TestNodeConfigGoldens(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "cni-tuning", lines(cni))
+	overlay := testNodeConfig(false)
+	overlay.PodMTU = 65470
+	if cni, err = cniConfig(overlay); err != nil || !strings.Contains(cni, `"mtu": 65470`) {
+		t.Fatalf("with the overlay the pods' MTU must be the VXLAN device's: %v\n%s", err, cni)
+	}
 	golden(t, "containerd", lines(containerdTOML(ContainerdConfig{
 		Root: "/data/containerd", State: "/run/containerd", Address: "/state/containerd.sock", Snapshotter: "overlayfs",
 		ShimPath: "/data/bin/0123/containerd-shim-runc-v2", RuncPath: "/state/bin/runc", CNIBinDir: "/data/bin/0123", CNIConfDir: "/state/cni/net.d", PauseImage: PauseImage,

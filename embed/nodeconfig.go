@@ -47,6 +47,10 @@ type NodeConfig struct {
 	// Overlay, when set, joins the node's pod range to the other nodes'
 	// (flannel VXLAN through the host's address).
 	Overlay *OverlayConfig
+	// PodMTU is the MTU of the pods' interfaces; zero: the bridge plugin's
+	// (1500). With the overlay it is the VXLAN device's, so that a pod's
+	// segment to another node is one datagram through the NATs.
+	PodMTU int
 }
 
 func (c NodeConfig) pki(f string) string { return filepath.Join(c.DataDir, "pki", f) }
@@ -209,6 +213,9 @@ func cniConfig(c NodeConfig) (string, error) {
 			// and end, port mappings or not.
 			map[string]any{"type": "portmap", "backend": c.ProxyMode, "capabilities": map[string]any{"portMappings": true}},
 		},
+	}
+	if c.PodMTU > 0 {
+		conf["plugins"].([]any)[0].(map[string]any)["mtu"] = c.PodMTU
 	}
 	if c.PodTCPCongestion != "" {
 		conf["plugins"] = append(conf["plugins"].([]any),

@@ -42,9 +42,12 @@ const OverlayPort = 8472
 
 const (
 	overlayVNI         = 1
-	vxlanOverhead      = 50 // outer IPv4, UDP and VXLAN headers and the inner Ethernet one
 	flannelAnnotations = "flannel.alpha.coreos.com"
 )
+
+// VXLANOverhead is what VXLAN adds to each packet: the outer IPv4, UDP and
+// VXLAN headers and the inner Ethernet one.
+const VXLANOverhead = 50
 
 // OverlayConfig is where the overlay's packets go out.
 type OverlayConfig struct {
@@ -58,12 +61,12 @@ func overlayNetConf(clusterCIDR string, linkMTU int) (string, error) {
 	if _, n, err := net.ParseCIDR(clusterCIDR); err != nil || n.IP.To4() == nil {
 		return "", fmt.Errorf("cluster CIDR %q is not an IPv4 prefix", clusterCIDR)
 	}
-	if linkMTU <= vxlanOverhead+576 {
-		return "", fmt.Errorf("MTU %d is too small for VXLAN (%d bytes of headers)", linkMTU, vxlanOverhead)
+	if linkMTU <= VXLANOverhead+576 {
+		return "", fmt.Errorf("MTU %d is too small for VXLAN (%d bytes of headers)", linkMTU, VXLANOverhead)
 	}
 	b, err := json.Marshal(map[string]any{
 		"Network": clusterCIDR,
-		"Backend": map[string]any{"Type": "vxlan", "VNI": overlayVNI, "Port": OverlayPort, "MTU": linkMTU - vxlanOverhead},
+		"Backend": map[string]any{"Type": "vxlan", "VNI": overlayVNI, "Port": OverlayPort, "MTU": linkMTU - VXLANOverhead},
 	})
 	return string(b) + "\n", err
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/unetes/unetes/testing/internal/hostaddr"
+	"github.com/unetes/unetes/testing/internal/hostnet"
 	"github.com/unetes/unetes/testing/internal/syncbuf"
 )
 
@@ -133,10 +134,7 @@ func rootUser(t *testing.T) *testUser {
 func (u *testUser) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	if u.netns != "" {
-		// nsenter enters the namespace as root, drops the supplementary
-		// groups, takes the user's IDs and execs in place (-F: no fork).
-		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + u.netns, "-F",
-			"-S", strconv.Itoa(u.uid), "-G", strconv.Itoa(u.gid), "--", name}, args...)...)
+		cmd = hostnet.Command(u.netns, u.uid, u.gid, name, args...)
 	}
 	cmd.Env = []string{
 		"HOME=" + u.home,

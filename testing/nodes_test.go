@@ -28,9 +28,9 @@ func TestJoinNode(t *testing.T) {
 	u := asUser(t, *flagTestUser)
 	su, nu := hn.on(u, 0), hn.on(u, 1)
 	srvName, nodeName := newName(), newName()
-	srv := launch(t, su, srvName, []string{"--api-address", hn.addrs[0], "--disable", "storage,metrics,lb,docker"})
+	srv := launch(t, su, srvName, []string{"--api-address", hn.Addrs[0], "--disable", "storage,metrics,lb,docker"})
 	ti := joinToken(t, su, srvName)
-	endpoint := hn.addrs[0] + ":6443"
+	endpoint := hn.Addrs[0] + ":6443"
 	if ti.api != endpoint {
 		t.Fatalf("token names the API %q, want %s", ti.api, endpoint)
 	}
@@ -79,14 +79,14 @@ func TestJoinNode(t *testing.T) {
 		t.Helper()
 		return strings.TrimSpace(srv.mustKubectl("get", obj, "-o", "jsonpath="+path))
 	}
-	if ip := jp("node/"+node, `{.status.addresses[?(@.type=="InternalIP")].address}`); ip != hn.addrs[1] {
-		t.Fatalf("node %s has InternalIP %q, want its host's %s", node, ip, hn.addrs[1])
+	if ip := jp("node/"+node, `{.status.addresses[?(@.type=="InternalIP")].address}`); ip != hn.Addrs[1] {
+		t.Fatalf("node %s has InternalIP %q, want its host's %s", node, ip, hn.Addrs[1])
 	}
 	podCIDR := jp("node/"+node, "{.spec.podCIDR}")
 	if srvCIDR := jp("node/unetes-"+srvName, "{.spec.podCIDR}"); podCIDR == "" || podCIDR == srvCIDR {
 		t.Fatalf("pod ranges: joined node %q, server %q: want two different ones", podCIDR, srvCIDR)
 	}
-	if out, _, _ := nu.unetes(t, "", "status", "--name", nodeName); !strings.Contains(out, "node "+node+" (at "+hn.addrs[1]+") of the cluster at https://"+endpoint) {
+	if out, _, _ := nu.unetes(t, "", "status", "--name", nodeName); !strings.Contains(out, "node "+node+" (at "+hn.Addrs[1]+") of the cluster at https://"+endpoint) {
 		t.Fatalf("status of the joined node:\n%s", out)
 	}
 	if out, _, _ := su.unetes(t, "", "status", "--name", srvName); !strings.Contains(out, node) {

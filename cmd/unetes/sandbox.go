@@ -142,6 +142,12 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 		return 2
 	} else if ov != nil {
 		nc.Overlay = &embed.OverlayConfig{HostAddr: ov, Link: netstack.TAPName}
+		link, err := net.InterfaceByName(netstack.TAPName)
+		if err != nil {
+			fmt.Fprintf(stderr, "unetes sandbox: the namespace's interface %s: %v\n", netstack.TAPName, err)
+			return 1
+		}
+		nc.PodMTU = link.MTU - embed.VXLANOverhead
 		if join == nil {
 			// Nodes join this server: their pods reach its apiserver and
 			// DNS at its pod gateway, across the overlay.

@@ -51,6 +51,9 @@ func main() {
 	case "docker":
 		b.dockerTable()
 		return
+	case "nodes":
+		b.nodesTable()
+		return
 	}
 	fmt.Printf("NAT throughput, namespace <-> host %s, iperf3 -t %d, median of %d runs, MTU 65520, all in this run\n", b.hostIP, *flagDuration, *flagRuns)
 	fmt.Printf("host TCP congestion control: %s (host loopback and the host's ends of every flow use it)\n\n", hostCongestion())
@@ -73,6 +76,7 @@ func main() {
 	if *flagOnly == "" {
 		b.kubeTable()
 		b.dockerTable()
+		b.nodesTable()
 	}
 }
 

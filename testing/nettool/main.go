@@ -20,7 +20,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | dial ADDR SECONDS | uprobe ADDR | hold ADDR N SECONDS | serve ADDR | userve ADDR")
+		fmt.Fprintln(os.Stderr, "usage: nettool tcp ADDR | udp ADDR | dns SERVER NAME | lookup NAME | get URL | dnsbench SERVER NAME SECONDS CONCURRENCY | storm HEALTHY N BLACKHOLE M | dial ADDR SECONDS | uprobe ADDR | hold ADDR N SECONDS | serve ADDR | userve ADDR | sink ADDR | blast ADDR SECONDS")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +50,11 @@ func main() {
 		n, _ := strconv.Atoi(os.Args[3])
 		secs, _ := strconv.Atoi(os.Args[4])
 		err = hold(os.Args[2], n, time.Duration(secs)*time.Second)
+	case "sink":
+		err = sink(os.Args[2])
+	case "blast":
+		secs, _ := strconv.Atoi(os.Args[3])
+		err = blast(os.Args[2], time.Duration(secs)*time.Second)
 	case "uprobe":
 		uprobe(os.Args[2])
 	case "storm":
