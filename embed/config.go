@@ -10,14 +10,14 @@ import (
 
 // Config is what the control plane needs to know.
 type Config struct {
-	DataDir       string // etcd data, pki
-	StateDir      string // logs, component kubeconfigs
-	NodeIP        net.IP // the namespace's address, advertised by the apiserver
+	DataDir  string // etcd data, pki
+	StateDir string // logs, component kubeconfigs
+	NodeIP   net.IP // the namespace's address, advertised by the apiserver
 	// OverlayIP, when set, is where pods on every node reach this
 	// instance's control plane and add-ons across the overlay (the server's
 	// pod gateway): the apiserver advertises it instead of NodeIP, which is
 	// every node's own address inside its namespace.
-	OverlayIP net.IP
+	OverlayIP     net.IP
 	APIPort       int    // apiserver port inside the namespace
 	ServiceCIDR   string // e.g. 10.96.0.0/16; its first address is the kubernetes Service
 	ClusterCIDR   string // pod addresses

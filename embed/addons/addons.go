@@ -41,16 +41,16 @@ type Env struct {
 	Admin *rest.Config // applies the add-ons' objects
 	// Kubeconfig writes a kubeconfig for one of the PKI's identities
 	// ("coredns", "metrics-server", …) and returns its path.
-	Kubeconfig    func(identity string) (string, error)
-	PKIDir        string // ca.crt and the add-ons' certificates
-	DataDir       string // storage volumes live in <data>/storage
-	LogDir        string // each add-on logs to <logs>/<name>.log
-	NodeName      string
-	NodeIP        net.IP // where the add-ons serve; their endpoints point here
+	Kubeconfig func(identity string) (string, error)
+	PKIDir     string // ca.crt and the add-ons' certificates
+	DataDir    string // storage volumes live in <data>/storage
+	LogDir     string // each add-on logs to <logs>/<name>.log
+	NodeName   string
+	NodeIP     net.IP // where the add-ons serve; their endpoints point here
 	// OverlayIP, when set, is where pods on every node reach this one
 	// across the overlay (its pod gateway): cluster DNS serves there too,
 	// and its endpoint points there. Unset on a cluster of one node.
-	OverlayIP net.IP
+	OverlayIP     net.IP
 	ClusterDomain string
 	DNSServiceIP  net.IP // the kube-dns Service
 	Upstream      string // the resolver for names outside the cluster (the NAT's, 10.0.2.3)
