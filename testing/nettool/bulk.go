@@ -10,20 +10,7 @@ import (
 // sink accepts connections on addr and discards what they send, until
 // killed: the far end of blast.
 func sink(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer c.Close()
-			io.Copy(io.Discard, c)
-		}()
-	}
+	return serveEach(addr, false, func(c net.Conn) { io.Copy(io.Discard, c) })
 }
 
 // blast sends to a sink at addr for d and prints the throughput it

@@ -270,11 +270,22 @@ func quietEcho(addr string) error {
 // serveTCP greets each connection with the peer's address ("from IP:PORT"),
 // then echoes lines until EOF.
 func serveTCP(addr string) error {
+	return serveEach(addr, true, func(c net.Conn) {
+		fmt.Fprintf(c, "from %s\n", c.RemoteAddr())
+		io.Copy(c, c)
+	})
+}
+
+// serveEach listens on addr (saying so when announce is set) and hands
+// each connection to handle in a goroutine of its own, closing it after.
+func serveEach(addr string, announce bool, handle func(net.Conn)) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	fmt.Println("listening", l.Addr())
+	if announce {
+		fmt.Println("listening", l.Addr())
+	}
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -282,8 +293,7 @@ func serveTCP(addr string) error {
 		}
 		go func() {
 			defer c.Close()
-			fmt.Fprintf(c, "from %s\n", c.RemoteAddr())
-			io.Copy(c, c)
+			handle(c)
 		}()
 	}
 }
