@@ -77,16 +77,14 @@ func prepareCerts(cfg runConfig) (*embed.PKI, error) {
 // forwards are restored: a saved forward cannot take it.
 func forwardAPI(ctx context.Context, cfg runConfig, fwd *hostfwd.Manager) error {
 	specs := []hostfwd.Spec{{HostIP: cfg.apiAddress, HostPort: uint16(cfg.apiPort), Port: apiPortInside, Proto: "tcp"}}
-	if cfg.apiAdvertise.IsLoopback() {
-		if err := fwd.Publish(ctx, hostfwd.OwnerAPI, specs); err != nil {
-			return fmt.Errorf("forward the Kubernetes API (--api-port %d): %w", cfg.apiPort, err)
-		}
-		return nil
+	what := fmt.Sprintf("the Kubernetes API (--api-port %d)", cfg.apiPort)
+	if !cfg.apiAdvertise.IsLoopback() {
+		// Nodes can join: the overlay's VXLAN port too, where they send.
+		specs = append(specs, overlayForward(cfg.apiAddress))
+		what += fmt.Sprintf(" and the overlay's port %d/udp (one unetes with --api-address per host address)", embed.OverlayPort)
 	}
-	// Nodes can join: the overlay's VXLAN port too, where they send.
-	specs = append(specs, overlayForward(cfg.apiAddress))
 	if err := fwd.Publish(ctx, hostfwd.OwnerAPI, specs); err != nil {
-		return fmt.Errorf("forward the Kubernetes API (--api-port %d) and the overlay's port %d/udp (one unetes with --api-address per host address): %w", cfg.apiPort, embed.OverlayPort, err)
+		return fmt.Errorf("forward %s: %w", what, err)
 	}
 	return nil
 }
