@@ -29,7 +29,7 @@ import (
 )
 
 // tokenInfo is what `unetes token` prints.
-type tokenInfo struct{ token, id, secret, hash, api string }
+type tokenInfo struct{ token, id, secret, hash, api, join string }
 
 func joinToken(t *testing.T, u *testUser, name string) tokenInfo {
 	t.Helper()
@@ -47,6 +47,8 @@ func joinToken(t *testing.T, u *testUser, name string) tokenInfo {
 			ti.hash = v
 		case "api":
 			ti.api = v
+		case "join":
+			ti.join = v
 		}
 	}
 	ti.id, ti.secret, _ = strings.Cut(ti.token, ".")

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 	"github.com/unetes/unetes/embed"
+	"github.com/unetes/unetes/embed/addons"
 	"github.com/unetes/unetes/hostfwd"
 	"github.com/unetes/unetes/netstack"
 	"github.com/unetes/unetes/nsinit"
@@ -312,6 +314,13 @@ func (s *session) printReady(kubeconfig string) {
 	}
 	if kubeconfig != "" {
 		fmt.Fprintf(s.stdout, "unetes: Kubernetes API at %s; use it with\n  export KUBECONFIG=%s\nor\n  unetes kubectl --name %s get namespaces\n", cfg.apiServer(), kubeconfig, cfg.name)
+	}
+	if kubeconfig != "" && !cfg.apiAdvertise.IsLoopback() && slices.Contains(cfg.addons(), addons.Join) {
+		// As kubeadm init does: the command, token included, for the
+		// user who started the cluster (`unetes token` reprints it).
+		if tok, hash, _, err := joinCredentials(cfg.name, cfg.paths.DataDir); err == nil {
+			fmt.Fprintf(s.stdout, "unetes: nodes on other hosts join with\n  %s\n", joinCommand(cfg.apiEndpoint(), tok, hash))
+		}
 	}
 	if cfg.docker {
 		fmt.Fprintf(s.stdout, "unetes: Docker API at unix://%s; use it with\n  eval \"$(unetes docker-env --name %s)\"\n", filepath.Join(cfg.paths.StateDir, dockerSocketName), cfg.name)

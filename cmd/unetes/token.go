@@ -29,18 +29,7 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	ca, err := os.ReadFile(filepath.Join(paths.DataDir, "pki", "ca.crt"))
-	if errors.Is(err, os.ErrNotExist) {
-		return fail(stderr, fmt.Errorf("instance %q has no cluster yet: start it once with `unetes run --name %s`", inst.name, inst.name))
-	}
-	if err != nil {
-		return fail(stderr, err)
-	}
-	hash, err := join.CACertHash(ca)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	tok, made, err := addons.LoadJoinToken(paths.DataDir)
+	tok, hash, made, err := joinCredentials(inst.name, paths.DataDir)
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -50,9 +39,31 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	}
 	// The address joiners use is the running instance's (--api-address).
 	if s, err := fetchStatus(inst.name, paths.StateDir); err == nil && s.APIEndpoint != "" {
-		fmt.Fprintf(stdout, "api:          %s\n", s.APIEndpoint)
+		fmt.Fprintf(stdout, "api:          %s\njoin:         %s\n", s.APIEndpoint, joinCommand(s.APIEndpoint, tok, hash))
 	} else {
 		fmt.Fprintf(stderr, "unetes: instance %q is not running: the API address nodes join at is printed while it runs\n", inst.name)
 	}
 	return 0
+}
+
+// joinCredentials are the instance's bootstrap token (made now if it has
+// none: made) and the pin of its cluster's CA.
+func joinCredentials(name, dataDir string) (tok, hash string, made bool, err error) {
+	ca, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", "", false, fmt.Errorf("instance %q has no cluster yet: start it once with `unetes run --name %s`", name, name)
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	if hash, err = join.CACertHash(ca); err != nil {
+		return "", "", false, err
+	}
+	tok, made, err = addons.LoadJoinToken(dataDir)
+	return tok, hash, made, err
+}
+
+// joinCommand is what a node runs to join at endpoint.
+func joinCommand(endpoint, tok, hash string) string {
+	return fmt.Sprintf("unetes join %s --token %s --ca-cert-hash %s", endpoint, tok, hash)
 }

@@ -8,12 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/unetes/unetes/embed"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
@@ -165,6 +169,32 @@ func (j *joinAddon) Start(ctx context.Context, env Env, failed func(error)) erro
 		j.Stop()
 	}
 	return err
+}
+
+// Ready waits, where nodes can join (the overlay is on: the API is
+// published beyond loopback), until the bootstrap signer has signed
+// cluster-info with the token, so that a join right after the start is not
+// refused as unsigned.
+func (*joinAddon) Ready(ctx context.Context, env Env, api dynamic.Interface) error {
+	if env.OverlayIP == nil {
+		return nil
+	}
+	tok, _, err := LoadJoinToken(env.DataDir)
+	if err != nil {
+		return err
+	}
+	id, _, _ := strings.Cut(tok, ".")
+	gvr := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	return poll(ctx, "cluster-info signed with the join token", 50*time.Millisecond, func(ctx context.Context) error {
+		u, err := api.Resource(gvr).Namespace(metav1.NamespacePublic).Get(ctx, bootstrapapi.ConfigMapClusterInfo, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if _, ok, _ := unstructured.NestedString(u.Object, "data", bootstrapapi.JWSSignatureKeyPrefix+id); !ok {
+			return errors.New("not signed yet")
+		}
+		return nil
+	})
 }
 
 func (j *joinAddon) Stop() {

@@ -141,6 +141,7 @@ func secs(d time.Duration, err error) string {
 }
 
 type readyTimes struct {
+	started   time.Time // when run was started (after the stop, when warm)
 	api, node time.Duration
 	err       error
 }
@@ -163,7 +164,7 @@ func (b *bench) timeToReady(bin, inst string, port int, warm bool, extra ...stri
 	go run.Wait()
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", port)
-	var rt readyTimes
+	rt := readyTimes{started: start}
 	// A warm start is ready before the full /readyz passes (its bootstrap
 	// hooks are not waited for): keep asking a while after ready.
 	for time.Since(start) < 3*time.Minute && (rt.node == 0 || rt.api == 0 && time.Since(start) < rt.node+30*time.Second) {
