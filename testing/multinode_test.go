@@ -80,22 +80,9 @@ exec nsenter --net=/run/netns/"$ns" -- unshare --uts -- sh -c 'hostname "$1" && 
 			t.Fatalf("multinode.sh left %s (%v)", data, err)
 		}
 	}
-	if left := processesWithHome(homes); len(left) > 0 {
-		t.Fatalf("multinode.sh left processes running: %s", strings.Join(left, "; "))
+	// The instances' processes name it (--name, state dirs); the pods'
+	// are shims, pause and the web servers.
+	if left := append(append(procsOf(u.uid, "multinode"), containerProcs(u.uid)...), procsOf(u.uid, "httpd -f -p 80")...); len(left) > 0 {
+		t.Fatalf("multinode.sh left processes running:\n%s", describe(left))
 	}
-}
-
-// processesWithHome lists the processes whose HOME is under dir.
-func processesWithHome(dir string) []string {
-	var left []string
-	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
-	for _, p := range envs {
-		env, err := os.ReadFile(p)
-		if err != nil || !strings.Contains("\x00"+string(env), "\x00HOME="+dir+"/") {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
-		left = append(left, filepath.Base(filepath.Dir(p))+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
-	}
-	return left
 }
