@@ -121,6 +121,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	}()
 	t = cp.phase("etcd", t)
 
+	useLocalEtcd(cp.etcd.e.Server, etcdClientURL)
 	api := cp.run(APIServer, runAPIServer, FlagList(apiserverFlags(cp.cfg, cp.pki.Dir), nil))
 	if err := cp.waitReady(ctx, APIServer, api.exits(cp.cfg.LogDir()), cp.apiReady); err != nil {
 		return err
