@@ -2,7 +2,6 @@ package embed
 
 import (
 	"archive/tar"
-	"bufio"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/unetes/unetes/embed/pagecache"
 )
 
 // payloadFS holds what `make` packs into embed/payload: the helper binaries
@@ -93,6 +93,7 @@ func InstallHelpers(dataDir string) (string, error) {
 	var hashed, stale []string
 	for _, n := range helperNames {
 		p := filepath.Join(dir, n)
+		pagecache.Refill(p) // before any read of it: hashing would read ahead
 		if k, err := statKey(p); err == nil && rec[n] == sums[n]+" "+k {
 			continue // as it was when its digest was last right
 		}
@@ -198,15 +199,9 @@ func writeHelper(path string, r io.Reader, want string) error {
 		return fmt.Errorf("write helper %s: %w", filepath.Base(path), err)
 	}
 	h := sha256.New()
-	// 64 KiB writes, not bigger: the page cache keeps a file in folios as
-	// large as the writes that made it, and a process that touches one page
-	// of a mapped folio maps all of it (dockerd, written 1 MiB at a time,
-	// mapped 99 MB of its 88 MB after start; 78 MB from 64 KiB writes).
-	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 64<<10)
-	_, err = io.Copy(bw, r)
-	if err == nil {
-		err = bw.Flush()
-	}
+	// Base-page writes: dockerd written 1 MiB at a time mapped 99 MB of its
+	// 88 MB after start (see pagecache).
+	_, err = io.CopyBuffer(io.MultiWriter(pagecache.NewWriter(w), h), r, make([]byte, 64<<10))
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/unetes/unetes/embed/pagecache"
 )
 
 // program is the embedded unetes: its compressed bytes and what the
@@ -64,6 +64,7 @@ func (p program) ensure(binDir string, log io.Writer) (path string, held *os.Fil
 	dir := filepath.Join(binDir, p.dirName())
 	path = filepath.Join(dir, "unetes")
 	if p.present(path) {
+		pagecache.Refill(path)
 		return path, nil, nil
 	}
 	mkdir := func() error {
@@ -122,15 +123,9 @@ func (p program) unpack(path string) error {
 	}
 	defer os.Remove(tmp.Name()) // after the rename, nothing
 	h := sha256.New()
-	// 64 KiB writes, not bigger: the page cache keeps a file in folios as
-	// large as the writes that made it, and a process that touches one page
-	// of a mapped folio maps all of it (an instance run from a binary
-	// written in one write measured ~70 MB more PSS).
-	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h), 64<<10)
-	n, err := copyDecodingAhead(bw, zr)
-	if err == nil {
-		err = bw.Flush()
-	}
+	// Base-page writes, so that the processes map only the pages they use
+	// (see pagecache).
+	n, err := copyDecodingAhead(io.MultiWriter(pagecache.NewWriter(tmp), h), zr)
 	if err == nil {
 		err = tmp.Chmod(0o755)
 	}
