@@ -206,7 +206,7 @@ func runSandbox(args []string, stdout, stderr io.Writer) int {
 		code = 1
 	} else {
 		log.Info("components ready")
-		settleMemory(sandboxGCPercent)
+		settleMemory(sandboxGCPercent, cp.MappedFiles()...)
 		code = superviseComponents(ctx, cp, adds, log)
 	}
 	if docker != nil {

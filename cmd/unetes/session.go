@@ -63,7 +63,7 @@ func startAndServe(cfg runConfig, stdout, stderr io.Writer, debug bool) error {
 	}
 	defer api.Close()
 	s.printReady(kubeconfig)
-	settleMemory(0)
+	settleMemory(smallGCPercent)
 	return s.serveUntilStopped(life)
 }
 
