@@ -248,13 +248,13 @@ func (cp *ControlPlane) Status() []ComponentStatus {
 	return out
 }
 
-// Err delivers a component's failure after Start returned.
 // MappedFiles are the data files the control plane reads through a shared
 // mapping of its own: etcd's database.
 func (cp *ControlPlane) MappedFiles() []string {
 	return []string{etcdDB(filepath.Join(cp.cfg.DataDir, "etcd"))}
 }
 
+// Err delivers a component's failure after Start returned.
 func (cp *ControlPlane) Err() <-chan error { return cp.errc }
 
 // Stop stops the components in reverse start order: the kubelet, kube-proxy
