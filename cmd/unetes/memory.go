@@ -77,6 +77,12 @@ func dropExecutablePages() {
 	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
 		return
 	}
+	adviseMappings(func(line string) (uintptr, uintptr, bool) { return readOnlyMapping(line, st.Ino) }, syscall.MADV_DONTNEED)
+}
+
+// adviseMappings applies each advice, in order, to the mappings of this
+// process that match picks from their /proc/self/maps line. Best effort.
+func adviseMappings(match func(line string) (start, end uintptr, ok bool), advice ...int) {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return
@@ -84,9 +90,10 @@ func dropExecutablePages() {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		start, end, ok := readOnlyMapping(sc.Text(), st.Ino)
-		if ok {
-			syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_DONTNEED)
+		if start, end, ok := match(sc.Text()); ok {
+			for _, a := range advice {
+				syscall.Syscall(syscall.SYS_MADVISE, start, end-start, uintptr(a))
+			}
 		}
 	}
 }
@@ -103,18 +110,7 @@ func dropMappedFilePages(path string) {
 	if err := syscall.Stat(path, &st); err != nil {
 		return
 	}
-	f, err := os.Open("/proc/self/maps")
-	if err != nil {
-		return
-	}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if start, end, ok := sharedMapping(sc.Text(), st.Ino); ok {
-			syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_DONTNEED)
-			syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_RANDOM)
-		}
-	}
-	f.Close()
+	adviseMappings(func(line string) (uintptr, uintptr, bool) { return sharedMapping(line, st.Ino) }, syscall.MADV_DONTNEED, syscall.MADV_RANDOM)
 	if df, err := os.Open(path); err == nil {
 		unix.Fadvise(int(df.Fd()), 0, 0, unix.FADV_DONTNEED)
 		df.Close()

@@ -53,6 +53,13 @@ func executableRss(t *testing.T) int {
 	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
 		t.Fatal(err)
 	}
+	return smapsRss(t, func(line string) bool { _, _, ok := readOnlyMapping(line, st.Ino); return ok })
+}
+
+// smapsRss sums Rss (kB) of this process's mappings whose /proc/self/smaps
+// header line pick accepts.
+func smapsRss(t *testing.T, pick func(line string) bool) int {
+	t.Helper()
 	b, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +69,7 @@ func executableRss(t *testing.T) int {
 		f := strings.Fields(line)
 		switch {
 		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			_, _, in = readOnlyMapping(line, st.Ino)
+			in = pick(line)
 		case in && len(f) >= 2 && f[0] == "Rss:":
 			n, _ := strconv.Atoi(f[1])
 			kb += n
@@ -133,20 +140,5 @@ func TestDropMappedFilePages(t *testing.T) {
 // mappingRss sums Rss (kB) of this process's mappings of path.
 func mappingRss(t *testing.T, path string) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, in := 0, false
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			in = len(f) >= 6 && f[5] == path
-		case in && len(f) >= 2 && f[0] == "Rss:":
-			n, _ := strconv.Atoi(f[1])
-			kb += n
-		}
-	}
-	return kb
+	return smapsRss(t, func(line string) bool { f := strings.Fields(line); return len(f) >= 6 && f[5] == path })
 }

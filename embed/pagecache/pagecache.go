@@ -69,8 +69,8 @@ func Refill(path string) {
 	}
 	defer unix.Munmap(m)
 	page := os.Getpagesize()
-	vec := make([]byte, (size+page-1)/page)
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(size), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+	vec, err := residency(m)
+	if err != nil {
 		return
 	}
 	if unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM) != nil {
@@ -91,4 +91,15 @@ func Refill(path string) {
 		}
 		i = j
 	}
+}
+
+// residency is mincore(2) of mapping m: a byte per page, bit 0 set where
+// the page is in the page cache.
+func residency(m []byte) ([]byte, error) {
+	page := os.Getpagesize()
+	vec := make([]byte, (len(m)+page-1)/page)
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		return nil, e
+	}
+	return vec, nil
 }

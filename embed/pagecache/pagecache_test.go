@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,9 +53,9 @@ func resident(t *testing.T, path string) (in, all int) {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(m)
-	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		t.Fatal(e)
+	vec, err := residency(m)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, v := range vec {
 		in += int(v & 1)
